@@ -1,0 +1,42 @@
+"""The sandbox executor: one hardened Docker container per chat session.
+
+Public API: `DockerExecutionClient` and the error tree rooted at `ExecutorError`. No ADK, no
+Gradio here; the agent and the UI sit on top.
+"""
+
+from .client import DockerExecutionClient, FileInfo
+from .errors import (
+    DockerUnavailableError,
+    ExecutorError,
+    FileTooLargeError,
+    ImageNotFoundError,
+    InvalidArgumentError,
+    NotARegularFileError,
+    PathNotAllowedError,
+    QuotaExceededError,
+    SandboxCommandError,
+    SandboxFileNotFoundError,
+    SandboxPathError,
+    SandboxStartError,
+)
+from .sandbox import ExecutionResult
+from .tools_index import ToolFunction
+
+__all__ = [
+    "DockerExecutionClient",
+    "DockerUnavailableError",
+    "ExecutionResult",
+    "ExecutorError",
+    "FileInfo",
+    "FileTooLargeError",
+    "ImageNotFoundError",
+    "InvalidArgumentError",
+    "NotARegularFileError",
+    "PathNotAllowedError",
+    "QuotaExceededError",
+    "SandboxCommandError",
+    "SandboxFileNotFoundError",
+    "SandboxPathError",
+    "SandboxStartError",
+    "ToolFunction",
+]

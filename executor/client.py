@@ -1,0 +1,267 @@
+"""DockerExecutionClient: the async API the agent and the UI use.
+
+The docker SDK is synchronous. Every call into it leaves the event loop here, at one boundary
+(`_offload`), onto a pool sized for `max_concurrency`, so many sessions run at once without
+serialising on asyncio's small default pool. A cancelled call sets a flag that the running
+command sees within a fraction of a second; the command and its children are then killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+
+from settings import ExecutorSettings
+
+from . import _hardening, tools_index
+from .errors import FileTooLargeError, InvalidArgumentError
+from .manager import SandboxManager
+from .sandbox import ExecutionResult
+from .tools_index import ToolFunction
+
+T = TypeVar("T")
+
+_MAX_COMMAND_BYTES = 100_000  # one argv element must stay under 128 KiB
+_MAX_LIST_ENTRIES = 5000
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One entry of a directory listing in the sandbox."""
+
+    path: str
+    name: str
+    size: int
+    modified: float  # seconds since the epoch
+    is_dir: bool
+    is_symlink: bool = False
+
+
+class DockerExecutionClient:
+    """Runs commands and moves files in one hardened container per user_id (a chat session).
+
+    Args:
+        image_name: The sandbox image (built by `make image`).
+        tools_path: Host folder mounted read-only at /tools (default: the project's `tools/`).
+        skills_path: Host folder mounted read-only at /skills (default: the project's `skills/`).
+        docker_client: A docker SDK client to use instead of one made from the environment.
+        **settings: Any field of `settings.ExecutorSettings`, e.g. `memory_limit_bytes=...`.
+    """
+
+    def __init__(self, image_name: str = "mcp-code-executor:latest", tools_path: str | Path | None = None,
+                 skills_path: str | Path | None = None, *,
+                 docker_client: docker.DockerClient | None = None, **settings: Any) -> None:
+        known = {f.name for f in dataclasses.fields(ExecutorSettings)}
+        unknown = set(settings) - known
+        if unknown:
+            raise TypeError(f"unknown executor settings {sorted(unknown)}; known: {sorted(known)}")
+        spec = dataclasses.replace(ExecutorSettings(), image_name=image_name, **settings)
+        if tools_path is not None:
+            spec = dataclasses.replace(spec, tools_path=Path(tools_path))
+        if skills_path is not None:
+            spec = dataclasses.replace(spec, skills_path=Path(skills_path))
+        _hardening.check_limits(spec)
+        self.settings = spec
+
+        def make_client() -> docker.DockerClient:
+            if docker_client is not None:
+                return docker_client
+            return docker.DockerClient.from_env(max_pool_size=spec.max_concurrency, timeout=120)
+
+        self._manager = SandboxManager(make_client, spec, tools_path=spec.tools_path,
+                                       skills_path=spec.skills_path)
+        self._pool = ThreadPoolExecutor(max_workers=spec.max_concurrency,
+                                        thread_name_prefix="docker-exec")
+
+    @classmethod
+    def from_settings(cls, spec: ExecutorSettings, **overrides: Any) -> DockerExecutionClient:
+        values = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+        values.update(overrides)
+        return cls(values.pop("image_name"), values.pop("tools_path"), values.pop("skills_path"),
+                   **values)
+
+    # -- the one async boundary ----------------------------------------------------------
+
+    async def _offload(self, fn: Callable[..., T], *args: Any,
+                       cancel: threading.Event | None = None, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if cancel is not None:
+                cancel.set()  # the thread kills the command and returns shortly
+            raise
+
+    # -- commands ------------------------------------------------------------------------
+
+    def _check_timeout(self, timeout: float) -> float:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise InvalidArgumentError(f"timeout must be a number of seconds, not {timeout!r}")
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be more than 0 seconds, not {timeout!r}")
+        if timeout > self.settings.max_timeout_s:
+            raise InvalidArgumentError(
+                f"timeout {timeout:g} s is over the limit of {self.settings.max_timeout_s:g} s")
+        return float(timeout)
+
+    @staticmethod
+    def _check_command(command: str) -> None:
+        if not isinstance(command, str):
+            raise InvalidArgumentError("command must be a string")
+        if "\0" in command:
+            raise InvalidArgumentError("command contains a NUL byte")
+        if len(command.encode("utf-8", "surrogateescape")) > _MAX_COMMAND_BYTES:
+            raise InvalidArgumentError(
+                f"command is longer than {_MAX_COMMAND_BYTES:,} bytes; write it to a file with "
+                "write_file and run the file instead")
+
+    async def run(self, user_id: str, command: str, timeout: float = 30) -> ExecutionResult:
+        """Run a bash command; the full result (exit code, output, timed_out, duration)."""
+        timeout = self._check_timeout(timeout)
+        self._check_command(command)
+        cancel = threading.Event()
+        return await self._offload(self._run_sync, user_id, command, timeout, cancel,
+                                   cancel=cancel)
+
+    def _run_sync(self, user_id: str, command: str, timeout: float,
+                  cancel: threading.Event) -> ExecutionResult:
+        return self._manager.get(user_id).run_bash(command, timeout, cancel)
+
+    async def execute_bash(self, user_id: str, command: str, timeout: float = 30) -> tuple[int, str, str]:
+        """Run a bash command in /workspace as the sandbox user: `(exit_code, stdout, stderr)`.
+
+        On timeout the command and every process it started are killed and the exit code is
+        124. Processes a command leaves running in the background are killed when it returns.
+        """
+        return (await self.run(user_id, command, timeout)).as_tuple()
+
+    # -- files ---------------------------------------------------------------------------
+
+    def _file_op(self, user_id: str, op: str, args: dict[str, Any], stdin: bytes | None = None,
+                 stdout_limit: int = 1 << 20) -> tuple[bytes, dict[str, Any]]:
+        sandbox = self._manager.get(user_id)
+        timeout = 60 + (len(stdin or b"") + stdout_limit) / (20 << 20)
+        return sandbox.file_op(op, args, stdin=stdin, stdout_limit=stdout_limit, timeout_s=timeout)
+
+    @staticmethod
+    def _check_path(path: str) -> str:
+        if not isinstance(path, str) or not path or "\0" in path:
+            raise InvalidArgumentError(f"invalid path {path!r}: a non-empty string without NUL bytes")
+        return path
+
+    async def read_file(self, user_id: str, file_path: str, offset: int = 0,
+                        line_count: int | None = None) -> str:
+        """Lines `offset` .. `offset + line_count` of a text file (0-based; all when None).
+
+        Reads /workspace, /tools or /skills. At most `read_file_limit_bytes` are returned; when
+        more remain, a last line says so and which offset continues.
+        """
+        self._check_path(file_path)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgumentError(f"offset must be a whole number >= 0, not {offset!r}")
+        if line_count is not None and (isinstance(line_count, bool) or not isinstance(line_count, int)
+                                       or line_count < 1):
+            raise InvalidArgumentError(f"line_count must be a whole number >= 1, not {line_count!r}")
+        limit = self.settings.read_file_limit_bytes
+        data, meta = await self._offload(
+            self._file_op, user_id, "read",
+            {"path": file_path, "offset": offset, "line_count": line_count, "limit": limit},
+            stdout_limit=limit)
+        text = data.decode("utf-8", "replace")
+        if meta.get("truncated"):
+            text += (f"\n[... read_file stopped at {limit:,} bytes; continue with "
+                     f"offset={meta.get('next_offset')} or use line_count ...]")
+        return text
+
+    async def write_file(self, user_id: str, file_path: str, content: str | bytes) -> None:
+        """Write `content` (text as UTF-8, or bytes) to a file under /workspace, byte-exact."""
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        if not isinstance(data, bytes | bytearray):
+            raise InvalidArgumentError("content must be str or bytes")
+        await self.upload_file(user_id, file_path, bytes(data))
+
+    async def upload_file(self, user_id: str, path: str, data: bytes) -> None:
+        """Store `data` at `path` under /workspace (parents created, owned by the sandbox user)."""
+        self._check_path(path)
+        if len(data) > self.settings.max_file_bytes:
+            raise FileTooLargeError(f"{path} is {len(data):,} bytes, over the per-file limit of "
+                                    f"{self.settings.max_file_bytes:,} bytes")
+        await self._offload(self._file_op, user_id, "write",
+                            {"path": path, "size": len(data),
+                             "quota": self.settings.workspace_quota_bytes},
+                            stdin=data, stdout_limit=4096)
+
+    async def download_file(self, user_id: str, path: str) -> bytes:
+        """The bytes of a file under /workspace (up to the per-file limit)."""
+        self._check_path(path)
+        limit = self.settings.max_file_bytes
+        data, _ = await self._offload(self._file_op, user_id, "download",
+                                      {"path": path, "limit": limit}, stdout_limit=limit)
+        return data
+
+    async def list_files(self, user_id: str, path: str = "/workspace", *,
+                         recursive: bool = False) -> list[FileInfo]:
+        """Entries of a directory in /workspace, /tools or /skills (sorted; dirs included)."""
+        self._check_path(path)
+        data, _ = await self._offload(self._file_op, user_id, "list",
+                                      {"path": path, "recursive": recursive,
+                                       "max_entries": _MAX_LIST_ENTRIES},
+                                      stdout_limit=16 << 20)
+        return [FileInfo(**entry) for entry in json.loads(data or b"[]")]
+
+    async def workspace_usage(self, user_id: str) -> int:
+        """Bytes used in the session's /workspace."""
+        _, meta = await self._offload(self._file_op, user_id, "usage", {}, stdout_limit=1024)
+        return int(meta.get("used", 0))
+
+    # -- tools (parsed on the host, never imported) ---------------------------------------
+
+    async def read_docstring(self, module_path: str, function_name: str) -> str:
+        """The docstring of a function in /tools, e.g. `("tools.example", "greet")`."""
+        return await self._offload(tools_index.read_docstring, self.settings.tools_path,
+                                   module_path, function_name)
+
+    async def list_tools(self) -> list[ToolFunction]:
+        """Every public function in /tools with its signature and docstring summary."""
+        return await self._offload(tools_index.list_tools, self.settings.tools_path)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to Docker, check the image and adopt leftovers now instead of on first use."""
+        await self._offload(self._manager.start)
+
+    def stop_container(self, user_id: str) -> None:
+        """Stop the user's container; its next call starts it again (files kept)."""
+        self._manager.stop(user_id)
+
+    def cleanup_container(self, user_id: str, *, remove_volume: bool = False) -> None:
+        """Remove the user's container (and its workspace volume when asked)."""
+        self._manager.remove(user_id, volume=remove_volume)
+
+    def cleanup_all(self, *, remove_volumes: bool = False) -> None:
+        """Remove every container this app created (and the workspace volumes when asked)."""
+        self._manager.remove_all(volumes=remove_volumes)
+
+    def reap_idle(self) -> list[str]:
+        """Stop containers idle longer than `idle_timeout_s` now (the reaper does it regularly)."""
+        return self._manager.reap_idle()
+
+    async def aclose(self, *, remove_containers: bool = True) -> None:
+        """Shut down: remove this app's containers (volumes stay) and stop the worker threads."""
+        if remove_containers and self._manager._started:
+            await self._offload(self._manager.remove_all)
+        self._manager.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)

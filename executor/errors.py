@@ -1,0 +1,72 @@
+"""Every error the executor raises, in one tree.
+
+    ExecutorError
+    ├── DockerUnavailableError      the daemon cannot be reached
+    ├── ImageNotFoundError          the sandbox image is missing (run `make image`)
+    ├── SandboxStartError           a session's container could not be created or started
+    ├── InvalidArgumentError        also ValueError: bad timeout, NUL byte, bad module path ...
+    ├── SandboxPathError            a path the caller may not use
+    │   ├── PathNotAllowedError     also PermissionError: outside /workspace, read-only mounts, symlink escapes
+    │   ├── SandboxFileNotFoundError  also FileNotFoundError: names the path
+    │   └── NotARegularFileError    a directory, FIFO or device where a file was expected
+    ├── FileTooLargeError           over the per-file limit
+    ├── QuotaExceededError          the workspace would exceed its quota
+    └── SandboxCommandError         an internal operation failed in the container in an unexpected way
+
+A command that exits non-zero or times out is not an error: `execute_bash` returns its exit code
+(124 on timeout). Docker SDK exceptions never leave the executor; they are translated here.
+"""
+
+from __future__ import annotations
+
+
+class ExecutorError(Exception):
+    """Base of every executor error."""
+
+
+class DockerUnavailableError(ExecutorError):
+    """The Docker daemon cannot be reached."""
+
+
+class ImageNotFoundError(ExecutorError):
+    """The sandbox image does not exist."""
+
+
+class SandboxStartError(ExecutorError):
+    """A session's container could not be created or started."""
+
+
+class InvalidArgumentError(ExecutorError, ValueError):
+    """An argument is malformed (timeout out of range, NUL byte, bad module path ...)."""
+
+
+class SandboxPathError(ExecutorError):
+    """A path the caller may not use, or that does not name what was expected."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class PathNotAllowedError(SandboxPathError, PermissionError):
+    """The path leaves /workspace, or would write to a read-only place."""
+
+
+class SandboxFileNotFoundError(SandboxPathError, FileNotFoundError):
+    """No file at the path; the message names it."""
+
+
+class NotARegularFileError(SandboxPathError):
+    """The path is a directory, FIFO or device where a regular file was expected."""
+
+
+class FileTooLargeError(ExecutorError):
+    """The file is over the per-file size limit."""
+
+
+class QuotaExceededError(ExecutorError):
+    """The write would take the workspace over its quota."""
+
+
+class SandboxCommandError(ExecutorError):
+    """An internal operation failed inside the container in an unexpected way."""

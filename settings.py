@@ -1,0 +1,138 @@
+"""One settings object for the whole app, read from the environment (and `.env`).
+
+Defaults live here and only here, as dataclass field defaults; `.env.example` mirrors them
+(a unit test keeps the two in step). Each field of `ExecutorSettings` is read from
+`EXECUTOR_<FIELD>`, each field of `Settings` from `APP_<FIELD>`. Sizes (fields ending in
+`_bytes`) accept suffixes: `512k`, `256m`, `1g`.
+
+This module imports nothing from our packages: everything else sits on top of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Limits and wiring of the sandbox containers. Every default is the hardened one."""
+
+    image_name: str = "mcp-code-executor:latest"
+    # Label value and name prefix of every container and volume this app creates. Two apps
+    # (or the test suite and a running app) on one daemon must use different values.
+    app_label: str = "mcp-code-executor"
+    tools_path: Path = PROJECT_ROOT / "tools"
+    skills_path: Path = PROJECT_ROOT / "skills"
+    # Container limits. tmpfs sizes count against memory_limit: keep their sum well below it.
+    memory_limit_bytes: int = 1 << 30
+    cpu_limit: float = 1.0
+    pids_limit: int = 256
+    tmp_size_bytes: int = 128 << 20
+    home_size_bytes: int = 16 << 20
+    shm_size_bytes: int = 16 << 20
+    nofile_limit: int = 1024
+    network_mode: str = "none"
+    runtime: str = ""  # e.g. "runsc" where gVisor is installed; empty = the daemon default
+    # Workspace: one named volume per session; per-file and total limits.
+    max_file_bytes: int = 256 << 20
+    workspace_quota_bytes: int = 1 << 30
+    # Output: each of stdout/stderr is cut at output_limit_bytes; a command that floods more
+    # than output_flood_bytes in total is stopped (it would only burn the daemon's CPU).
+    output_limit_bytes: int = 1 << 20
+    output_flood_bytes: int = 64 << 20
+    read_file_limit_bytes: int = 1 << 20
+    max_timeout_s: float = 3600.0
+    # Lifecycle.
+    idle_timeout_s: float = 900.0
+    kill_grace_s: float = 5.0
+    max_concurrency: int = 64
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings of the app as a whole."""
+
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    data_dir: Path = PROJECT_ROOT / "data"
+
+
+def _parse_size(text: str) -> int:
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise ValueError(f"not a size: {text!r} (use e.g. 1048576, 512k, 256m, 1g)")
+    number, unit = match.groups()
+    return int(float(number) * _SIZE_UNITS[unit.lower()])
+
+
+def _coerce(name: str, annotation: Any, raw: str) -> Any:
+    if annotation is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError(f"not a boolean: {raw!r}")
+    if annotation is int:
+        return _parse_size(raw) if name.endswith("_bytes") else int(raw)
+    if annotation is float:
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(f"not a finite number: {raw!r}")
+        return value
+    if annotation is Path:
+        return Path(raw).expanduser()
+    return raw
+
+
+def _read_section(cls: type, prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        variable = f"{prefix}{f.name.upper()}"
+        if variable not in environ or dataclasses.is_dataclass(hints[f.name]):
+            continue
+        try:
+            values[f.name] = _coerce(f.name, hints[f.name], environ[variable])
+        except ValueError as exc:
+            raise ConfigError(f"{variable}: {exc}; see .env.example") from exc
+    return values
+
+
+def env_variables() -> dict[str, Any]:
+    """Every variable the app reads, with its default (used to check `.env.example`)."""
+    out: dict[str, Any] = {}
+    for cls, prefix in ((ExecutorSettings, "EXECUTOR_"), (Settings, "APP_")):
+        instance = cls()
+        for f in dataclasses.fields(cls):
+            value = getattr(instance, f.name)
+            if not dataclasses.is_dataclass(value):
+                out[f"{prefix}{f.name.upper()}"] = value
+    return out
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+    """Build `Settings` from the environment; `.env` fills in what the environment lacks."""
+    if environ is None:
+        if dotenv:
+            from dotenv import load_dotenv
+
+            load_dotenv(PROJECT_ROOT / ".env", override=False)
+        environ = os.environ
+    executor = ExecutorSettings(**_read_section(ExecutorSettings, "EXECUTOR_", environ))
+    return Settings(executor=executor, **_read_section(Settings, "APP_", environ))
