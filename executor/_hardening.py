@@ -55,14 +55,27 @@ def check_limits(spec: ExecutorSettings) -> None:
         raise ValueError("pids_limit must be >= 16, cpu_limit and max_file_bytes > 0")
 
 
-def container_kwargs(spec: ExecutorSettings, *, name: str, volume: str, labels: dict[str, str],
-                     tools_path: Path | None, skills_path: Path | None) -> dict[str, Any]:
+def container_kwargs(
+    spec: ExecutorSettings,
+    *,
+    name: str,
+    volume: str,
+    labels: dict[str, str],
+    tools_path: Path | None,
+    skills_path: Path | None,
+) -> dict[str, Any]:
     """Keyword arguments for `client.containers.run` that create one session's sandbox."""
     mounts = [Mount(target=WORKSPACE, source=volume, type="volume")]
     for target, source in (("/tools", tools_path), ("/skills", skills_path)):
         if source is not None and source.is_dir():
-            mounts.append(Mount(target=target, source=str(source.resolve()), type="bind",
-                                read_only=True))
+            mounts.append(
+                Mount(
+                    target=target,
+                    source=str(source.resolve()),
+                    type="bind",
+                    read_only=True,
+                )
+            )
     kwargs: dict[str, Any] = {
         "image": spec.image_name,
         "command": ["sleep", "infinity"],
@@ -106,5 +119,11 @@ def container_kwargs(spec: ExecutorSettings, *, name: str, volume: str, labels: 
 
 def exec_kwargs(*, stdin: bool) -> dict[str, Any]:
     """Keyword arguments for `api.exec_create`: always the sandbox user, in /workspace."""
-    return {"stdout": True, "stderr": True, "stdin": stdin, "tty": False,
-            "user": SANDBOX_USER, "workdir": WORKSPACE}
+    return {
+        "stdout": True,
+        "stderr": True,
+        "stdin": stdin,
+        "tty": False,
+        "user": SANDBOX_USER,
+        "workdir": WORKSPACE,
+    }

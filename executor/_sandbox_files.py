@@ -7,6 +7,7 @@ file content on stdin, results on stdout, and one JSON line on stderr (metadata,
 with a `kind` the host maps onto its error classes). Standard library only; Python >= 3.9.
 """
 
+import contextlib
 import json
 import os
 import stat
@@ -30,17 +31,29 @@ def _under(path, root):
 def resolve(path, writing):
     """Absolute real path for `path`, refused unless it stays under the allowed roots."""
     if not isinstance(path, str) or not path or "\0" in path:
-        raise Refused("invalid", "the path must be a non-empty string without NUL bytes", str(path))
+        raise Refused(
+            "invalid",
+            "the path must be a non-empty string without NUL bytes",
+            str(path),
+        )
     lexical = os.path.normpath(path if path.startswith("/") else WORKSPACE + "/" + path)
     lexical = "/" + lexical.lstrip("/")  # normpath keeps a leading '//'
     roots = (WORKSPACE,) if writing else READ_ROOTS
     if not any(_under(lexical, root) for root in roots):
         if writing and any(_under(lexical, root) for root in READ_ROOTS):
-            raise Refused("not_allowed", f"{lexical} is read-only: only /workspace can be written", path)
+            raise Refused(
+                "not_allowed",
+                f"{lexical} is read-only: only /workspace can be written",
+                path,
+            )
         raise Refused("not_allowed", f"{path} is outside {' and '.join(roots)}", path)
     real = os.path.realpath(lexical)
     if not any(_under(real, root) for root in roots):
-        raise Refused("not_allowed", f"{path} leads outside {' and '.join(roots)} (through a symlink)", path)
+        raise Refused(
+            "not_allowed",
+            f"{path} leads outside {' and '.join(roots)} (through a symlink)",
+            path,
+        )
     return real
 
 
@@ -97,10 +110,8 @@ def _usage(root):
     total = 0
     for dirpath, dirnames, filenames in os.walk(root):
         for name in filenames + dirnames:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
     return total
 
 
@@ -108,7 +119,11 @@ def op_write(args, out):
     """Write stdin to the path atomically: temp file in the same directory, then rename."""
     real = resolve(args["path"], writing=True)
     if real == WORKSPACE:
-        raise Refused("not_file", f"{args['path']} is the workspace directory itself", args["path"])
+        raise Refused(
+            "not_file",
+            f"{args['path']} is the workspace directory itself",
+            args["path"],
+        )
     size = args["size"]
     old = 0
     try:
@@ -120,10 +135,15 @@ def op_write(args, out):
         pass
     used = _usage(WORKSPACE)
     if used - old + size > args["quota"]:
-        raise Refused("quota", (
-            f"writing {size:,} bytes to {args['path']} would take /workspace to "
-            f"{used - old + size:,} bytes, over its quota of {args['quota']:,} bytes; "
-            "delete files you no longer need"), args["path"])
+        raise Refused(
+            "quota",
+            (
+                f"writing {size:,} bytes to {args['path']} would take /workspace to "
+                f"{used - old + size:,} bytes, over its quota of {args['quota']:,} bytes; "
+                "delete files you no longer need"
+            ),
+            args["path"],
+        )
     parent = os.path.dirname(real)
     try:
         os.makedirs(parent, exist_ok=True)
@@ -147,10 +167,8 @@ def op_write(args, out):
             raise Refused("incomplete", f"received {received} of {size} bytes", args["path"])
         os.replace(tmp, real)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     return {"path": real, "size": received}
 
@@ -160,9 +178,14 @@ def op_download(args, out):
     fd, info = open_regular(real, args["path"])
     if info.st_size > args["limit"]:
         os.close(fd)
-        raise Refused("too_large", (
-            f"{args['path']} is {info.st_size:,} bytes, over the download limit of "
-            f"{args['limit']:,} bytes"), args["path"])
+        raise Refused(
+            "too_large",
+            (
+                f"{args['path']} is {info.st_size:,} bytes, over the download limit of "
+                f"{args['limit']:,} bytes"
+            ),
+            args["path"],
+        )
     with os.fdopen(fd, "rb") as f:
         while True:
             chunk = f.read(CHUNK)
@@ -189,10 +212,16 @@ def op_list(args, out):
                 info = os.lstat(full)
             except OSError:
                 continue
-            entries.append({
-                "path": full, "name": name, "size": info.st_size, "modified": info.st_mtime,
-                "is_dir": stat.S_ISDIR(info.st_mode), "is_symlink": stat.S_ISLNK(info.st_mode),
-            })
+            entries.append(
+                {
+                    "path": full,
+                    "name": name,
+                    "size": info.st_size,
+                    "modified": info.st_mtime,
+                    "is_dir": stat.S_ISDIR(info.st_mode),
+                    "is_symlink": stat.S_ISLNK(info.st_mode),
+                }
+            )
             if len(entries) >= args["max_entries"]:
                 truncated = True
                 break
@@ -206,8 +235,13 @@ def op_usage(args, out):
     return {"used": _usage(WORKSPACE)}
 
 
-OPS = {"read": op_read, "write": op_write, "download": op_download, "list": op_list,
-       "usage": op_usage}
+OPS = {
+    "read": op_read,
+    "write": op_write,
+    "download": op_download,
+    "list": op_list,
+    "usage": op_usage,
+}
 
 
 def main():
@@ -221,7 +255,9 @@ def main():
     except OSError as exc:
         out.flush()
         kind = "no_space" if exc.errno in (27, 28, 122) else "os_error"  # EFBIG, ENOSPC, EDQUOT
-        sys.stderr.write(json.dumps({"kind": kind, "message": f"{exc.strerror or exc}", "path": ""}))
+        sys.stderr.write(
+            json.dumps({"kind": kind, "message": f"{exc.strerror or exc}", "path": ""})
+        )
         return 4
     out.flush()
     sys.stderr.write(json.dumps(meta))

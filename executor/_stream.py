@@ -9,6 +9,7 @@ and then half-closed, so large uploads and output never deadlock each other.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -51,8 +52,13 @@ class CappedBuffer:
 class ExecStream:
     """One exec's hijacked connection: demultiplexes stdout/stderr frames into capped buffers."""
 
-    def __init__(self, raw_socket: object, stdout_limit: int, stderr_limit: int,
-                 stdin: bytes | None = None) -> None:
+    def __init__(
+        self,
+        raw_socket: object,
+        stdout_limit: int,
+        stderr_limit: int,
+        stdin: bytes | None = None,
+    ) -> None:
         self._sock, initial = _unwrap(raw_socket)
         self._sock.setblocking(False)
         self.stdout = CappedBuffer(stdout_limit)
@@ -69,8 +75,13 @@ class ExecStream:
         if self._stdin is not None and len(self._stdin) == 0:
             self._close_stdin()
 
-    def pump(self, deadline: float, *, cancel: threading.Event | None = None,
-             flood_limit: int | None = None) -> StreamEnd:
+    def pump(
+        self,
+        deadline: float,
+        *,
+        cancel: threading.Event | None = None,
+        flood_limit: int | None = None,
+    ) -> StreamEnd:
         """Move bytes until the exec ends, the deadline passes, `cancel` is set or output floods."""
         while not self._eof:
             if flood_limit is not None and self.received > flood_limit:
@@ -83,7 +94,8 @@ class ExecStream:
             want_write = self._stdin is not None and self._stdin_sent < len(self._stdin)
             wait = min(remaining, _POLL_S) if cancel is not None else remaining
             readable, writable, _ = select.select(
-                [self._sock], [self._sock] if want_write else [], [], wait)
+                [self._sock], [self._sock] if want_write else [], [], wait
+            )
             if writable:
                 self._send_some()
             if readable:
@@ -91,15 +103,13 @@ class ExecStream:
         return StreamEnd.EOF
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._sock.close()
-        except OSError:
-            pass
 
     def _send_some(self) -> None:
         assert self._stdin is not None
         try:
-            sent = self._sock.send(self._stdin[self._stdin_sent:self._stdin_sent + _SEND_SIZE])
+            sent = self._sock.send(self._stdin[self._stdin_sent : self._stdin_sent + _SEND_SIZE])
         except (BlockingIOError, InterruptedError):
             return
         except OSError:  # the process stopped reading (exited): drop the rest of stdin
@@ -109,10 +119,8 @@ class ExecStream:
             self._close_stdin()
 
     def _close_stdin(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
     def _recv_some(self) -> None:
         try:

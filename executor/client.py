@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
-
 from settings import ExecutorSettings
 
 from . import _hardening, tools_index
@@ -59,9 +58,15 @@ class DockerExecutionClient:
         **settings: Any field of `settings.ExecutorSettings`, e.g. `memory_limit_bytes=...`.
     """
 
-    def __init__(self, image_name: str = "mcp-code-executor:latest", tools_path: str | Path | None = None,
-                 skills_path: str | Path | None = None, *,
-                 docker_client: docker.DockerClient | None = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        image_name: str = "mcp-code-executor:latest",
+        tools_path: str | Path | None = None,
+        skills_path: str | Path | None = None,
+        *,
+        docker_client: docker.DockerClient | None = None,
+        **settings: Any,
+    ) -> None:
         known = {f.name for f in dataclasses.fields(ExecutorSettings)}
         unknown = set(settings) - known
         if unknown:
@@ -79,22 +84,33 @@ class DockerExecutionClient:
                 return docker_client
             return docker.DockerClient.from_env(max_pool_size=spec.max_concurrency, timeout=120)
 
-        self._manager = SandboxManager(make_client, spec, tools_path=spec.tools_path,
-                                       skills_path=spec.skills_path)
-        self._pool = ThreadPoolExecutor(max_workers=spec.max_concurrency,
-                                        thread_name_prefix="docker-exec")
+        self._manager = SandboxManager(
+            make_client, spec, tools_path=spec.tools_path, skills_path=spec.skills_path
+        )
+        self._pool = ThreadPoolExecutor(
+            max_workers=spec.max_concurrency, thread_name_prefix="docker-exec"
+        )
 
     @classmethod
     def from_settings(cls, spec: ExecutorSettings, **overrides: Any) -> DockerExecutionClient:
         values = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
         values.update(overrides)
-        return cls(values.pop("image_name"), values.pop("tools_path"), values.pop("skills_path"),
-                   **values)
+        return cls(
+            values.pop("image_name"),
+            values.pop("tools_path"),
+            values.pop("skills_path"),
+            **values,
+        )
 
     # -- the one async boundary ----------------------------------------------------------
 
-    async def _offload(self, fn: Callable[..., T], *args: Any,
-                       cancel: threading.Event | None = None, **kwargs: Any) -> T:
+    async def _offload(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        cancel: threading.Event | None = None,
+        **kwargs: Any,
+    ) -> T:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
         try:
@@ -113,7 +129,8 @@ class DockerExecutionClient:
             raise InvalidArgumentError(f"timeout must be more than 0 seconds, not {timeout!r}")
         if timeout > self.settings.max_timeout_s:
             raise InvalidArgumentError(
-                f"timeout {timeout:g} s is over the limit of {self.settings.max_timeout_s:g} s")
+                f"timeout {timeout:g} s is over the limit of {self.settings.max_timeout_s:g} s"
+            )
         return float(timeout)
 
     @staticmethod
@@ -125,21 +142,24 @@ class DockerExecutionClient:
         if len(command.encode("utf-8", "surrogateescape")) > _MAX_COMMAND_BYTES:
             raise InvalidArgumentError(
                 f"command is longer than {_MAX_COMMAND_BYTES:,} bytes; write it to a file with "
-                "write_file and run the file instead")
+                "write_file and run the file instead"
+            )
 
     async def run(self, user_id: str, command: str, timeout: float = 30) -> ExecutionResult:
         """Run a bash command; the full result (exit code, output, timed_out, duration)."""
         timeout = self._check_timeout(timeout)
         self._check_command(command)
         cancel = threading.Event()
-        return await self._offload(self._run_sync, user_id, command, timeout, cancel,
-                                   cancel=cancel)
+        return await self._offload(self._run_sync, user_id, command, timeout, cancel, cancel=cancel)
 
-    def _run_sync(self, user_id: str, command: str, timeout: float,
-                  cancel: threading.Event) -> ExecutionResult:
+    def _run_sync(
+        self, user_id: str, command: str, timeout: float, cancel: threading.Event
+    ) -> ExecutionResult:
         return self._manager.get(user_id).run_bash(command, timeout, cancel)
 
-    async def execute_bash(self, user_id: str, command: str, timeout: float = 30) -> tuple[int, str, str]:
+    async def execute_bash(
+        self, user_id: str, command: str, timeout: float = 30
+    ) -> tuple[int, str, str]:
         """Run a bash command in /workspace as the sandbox user: `(exit_code, stdout, stderr)`.
 
         On timeout the command and every process it started are killed and the exit code is
@@ -149,8 +169,14 @@ class DockerExecutionClient:
 
     # -- files ---------------------------------------------------------------------------
 
-    def _file_op(self, user_id: str, op: str, args: dict[str, Any], stdin: bytes | None = None,
-                 stdout_limit: int = 1 << 20) -> tuple[bytes, dict[str, Any]]:
+    def _file_op(
+        self,
+        user_id: str,
+        op: str,
+        args: dict[str, Any],
+        stdin: bytes | None = None,
+        stdout_limit: int = 1 << 20,
+    ) -> tuple[bytes, dict[str, Any]]:
         sandbox = self._manager.get(user_id)
         timeout = 60 + (len(stdin or b"") + stdout_limit) / (20 << 20)
         return sandbox.file_op(op, args, stdin=stdin, stdout_limit=stdout_limit, timeout_s=timeout)
@@ -158,11 +184,18 @@ class DockerExecutionClient:
     @staticmethod
     def _check_path(path: str) -> str:
         if not isinstance(path, str) or not path or "\0" in path:
-            raise InvalidArgumentError(f"invalid path {path!r}: a non-empty string without NUL bytes")
+            raise InvalidArgumentError(
+                f"invalid path {path!r}: a non-empty string without NUL bytes"
+            )
         return path
 
-    async def read_file(self, user_id: str, file_path: str, offset: int = 0,
-                        line_count: int | None = None) -> str:
+    async def read_file(
+        self,
+        user_id: str,
+        file_path: str,
+        offset: int = 0,
+        line_count: int | None = None,
+    ) -> str:
         """Lines `offset` .. `offset + line_count` of a text file (0-based; all when None).
 
         Reads /workspace, /tools or /skills. At most `read_file_limit_bytes` are returned; when
@@ -171,18 +204,31 @@ class DockerExecutionClient:
         self._check_path(file_path)
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidArgumentError(f"offset must be a whole number >= 0, not {offset!r}")
-        if line_count is not None and (isinstance(line_count, bool) or not isinstance(line_count, int)
-                                       or line_count < 1):
-            raise InvalidArgumentError(f"line_count must be a whole number >= 1, not {line_count!r}")
+        if line_count is not None and (
+            isinstance(line_count, bool) or not isinstance(line_count, int) or line_count < 1
+        ):
+            raise InvalidArgumentError(
+                f"line_count must be a whole number >= 1, not {line_count!r}"
+            )
         limit = self.settings.read_file_limit_bytes
         data, meta = await self._offload(
-            self._file_op, user_id, "read",
-            {"path": file_path, "offset": offset, "line_count": line_count, "limit": limit},
-            stdout_limit=limit)
+            self._file_op,
+            user_id,
+            "read",
+            {
+                "path": file_path,
+                "offset": offset,
+                "line_count": line_count,
+                "limit": limit,
+            },
+            stdout_limit=limit,
+        )
         text = data.decode("utf-8", "replace")
         if meta.get("truncated"):
-            text += (f"\n[... read_file stopped at {limit:,} bytes; continue with "
-                     f"offset={meta.get('next_offset')} or use line_count ...]")
+            text += (
+                f"\n[... read_file stopped at {limit:,} bytes; continue with "
+                f"offset={meta.get('next_offset')} or use line_count ...]"
+            )
         return text
 
     async def write_file(self, user_id: str, file_path: str, content: str | bytes) -> None:
@@ -196,29 +242,48 @@ class DockerExecutionClient:
         """Store `data` at `path` under /workspace (parents created, owned by the sandbox user)."""
         self._check_path(path)
         if len(data) > self.settings.max_file_bytes:
-            raise FileTooLargeError(f"{path} is {len(data):,} bytes, over the per-file limit of "
-                                    f"{self.settings.max_file_bytes:,} bytes")
-        await self._offload(self._file_op, user_id, "write",
-                            {"path": path, "size": len(data),
-                             "quota": self.settings.workspace_quota_bytes},
-                            stdin=data, stdout_limit=4096)
+            raise FileTooLargeError(
+                f"{path} is {len(data):,} bytes, over the per-file limit of "
+                f"{self.settings.max_file_bytes:,} bytes"
+            )
+        await self._offload(
+            self._file_op,
+            user_id,
+            "write",
+            {
+                "path": path,
+                "size": len(data),
+                "quota": self.settings.workspace_quota_bytes,
+            },
+            stdin=data,
+            stdout_limit=4096,
+        )
 
     async def download_file(self, user_id: str, path: str) -> bytes:
         """The bytes of a file under /workspace (up to the per-file limit)."""
         self._check_path(path)
         limit = self.settings.max_file_bytes
-        data, _ = await self._offload(self._file_op, user_id, "download",
-                                      {"path": path, "limit": limit}, stdout_limit=limit)
+        data, _ = await self._offload(
+            self._file_op,
+            user_id,
+            "download",
+            {"path": path, "limit": limit},
+            stdout_limit=limit,
+        )
         return data
 
-    async def list_files(self, user_id: str, path: str = "/workspace", *,
-                         recursive: bool = False) -> list[FileInfo]:
+    async def list_files(
+        self, user_id: str, path: str = "/workspace", *, recursive: bool = False
+    ) -> list[FileInfo]:
         """Entries of a directory in /workspace, /tools or /skills (sorted; dirs included)."""
         self._check_path(path)
-        data, _ = await self._offload(self._file_op, user_id, "list",
-                                      {"path": path, "recursive": recursive,
-                                       "max_entries": _MAX_LIST_ENTRIES},
-                                      stdout_limit=16 << 20)
+        data, _ = await self._offload(
+            self._file_op,
+            user_id,
+            "list",
+            {"path": path, "recursive": recursive, "max_entries": _MAX_LIST_ENTRIES},
+            stdout_limit=16 << 20,
+        )
         return [FileInfo(**entry) for entry in json.loads(data or b"[]")]
 
     async def workspace_usage(self, user_id: str) -> int:
@@ -230,8 +295,12 @@ class DockerExecutionClient:
 
     async def read_docstring(self, module_path: str, function_name: str) -> str:
         """The docstring of a function in /tools, e.g. `("tools.example", "greet")`."""
-        return await self._offload(tools_index.read_docstring, self.settings.tools_path,
-                                   module_path, function_name)
+        return await self._offload(
+            tools_index.read_docstring,
+            self.settings.tools_path,
+            module_path,
+            function_name,
+        )
 
     async def list_tools(self) -> list[ToolFunction]:
         """Every public function in /tools with its signature and docstring summary."""

@@ -6,12 +6,12 @@
     ├── SandboxStartError           a session's container could not be created or started
     ├── InvalidArgumentError        also ValueError: bad timeout, NUL byte, bad module path ...
     ├── SandboxPathError            a path the caller may not use
-    │   ├── PathNotAllowedError     also PermissionError: outside /workspace, read-only mounts, symlink escapes
+    │   ├── PathNotAllowedError     also PermissionError: outside /workspace, read-only, via symlink
     │   ├── SandboxFileNotFoundError  also FileNotFoundError: names the path
     │   └── NotARegularFileError    a directory, FIFO or device where a file was expected
     ├── FileTooLargeError           over the per-file limit
     ├── QuotaExceededError          the workspace would exceed its quota
-    └── SandboxCommandError         an internal operation failed in the container in an unexpected way
+    └── SandboxCommandError         an internal operation failed unexpectedly in the container
 
 A command that exits non-zero or times out is not an error: `execute_bash` returns its exit code
 (124 on timeout). Docker SDK exceptions never leave the executor; they are translated here.

@@ -20,9 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import docker
 import docker.errors
 
+import docker
 from settings import PROJECT_ROOT, load_settings
 
 DOCKER_DIR = PROJECT_ROOT / "docker"
@@ -78,8 +78,11 @@ def _pull_base(client: docker.DockerClient) -> str | None:
     try:
         client.images.pull(PULLABLE_BASE)
     except docker.errors.APIError as exc:
-        print(f"[image] cannot pull {PULLABLE_BASE} ({exc.explanation or exc}); "
-              "building a Debian base locally instead", flush=True)
+        print(
+            f"[image] cannot pull {PULLABLE_BASE} ({exc.explanation or exc}); "
+            "building a Debian base locally instead",
+            flush=True,
+        )
         return None
     return PULLABLE_BASE
 
@@ -108,12 +111,21 @@ def _debootstrap_base(client: docker.DockerClient, docker_dir: Path) -> str:
             "building the local base image needs root (debootstrap). "
             "Run `sudo make image` once, or make python:3.12-slim available."
         )
-    print(f"[image] building base {tag} with debootstrap (a few minutes; cached afterwards): "
-          f"{', '.join(packages)}", flush=True)
+    print(
+        f"[image] building base {tag} with debootstrap (a few minutes; cached afterwards): "
+        f"{', '.join(packages)}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="mce-base-") as root:
         rootfs = Path(root) / "rootfs"
-        cmd = [debootstrap, "--variant=minbase", f"--include={','.join(packages)}",
-               DEBIAN_SUITE, str(rootfs), mirror]
+        cmd = [
+            debootstrap,
+            "--variant=minbase",
+            f"--include={','.join(packages)}",
+            DEBIAN_SUITE,
+            str(rootfs),
+            mirror,
+        ]
         result = subprocess.run(cmd, check=False)
         if result.returncode != 0:
             raise ImageBuildError(
@@ -121,17 +133,29 @@ def _debootstrap_base(client: docker.DockerClient, docker_dir: Path) -> str:
                 "(set DEBIAN_MIRROR to another mirror) and run `make image` again."
             )
         # Trim what a sandbox never needs: apt lists and caches, docs, man pages.
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
+        for junk in (
+            "var/cache/apt/archives",
+            "var/lib/apt/lists",
+            "usr/share/doc",
+            "usr/share/man",
+        ):
             shutil.rmtree(rootfs / junk, ignore_errors=True)
         print(f"[image] importing {tag} ...", flush=True)
-        tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
-                               stdout=subprocess.PIPE)
+        tar = subprocess.Popen(
+            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
+            stdout=subprocess.PIPE,
+        )
         try:
             assert tar.stdout is not None
             client.api.import_image_from_stream(
-                tar.stdout, repository=LOCAL_BASE_REPO, tag=tag.split(":", 1)[1],
-                changes=[f"LABEL {BASE_LABEL}={base_hash}", 'CMD ["sleep", "infinity"]',
-                         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                tar.stdout,
+                repository=LOCAL_BASE_REPO,
+                tag=tag.split(":", 1)[1],
+                changes=[
+                    f"LABEL {BASE_LABEL}={base_hash}",
+                    'CMD ["sleep", "infinity"]',
+                    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                ],
             )
         finally:
             tar.stdout.close() if tar.stdout else None
@@ -157,8 +181,14 @@ def build(image_name: str, docker_dir: Path = DOCKER_DIR, *, force: bool = False
     print(f"[image] building {image_name} from {base} ...", flush=True)
     last_error = None
     for chunk in client.api.build(
-        path=str(docker_dir), tag=image_name, buildargs={"BASE_IMAGE": base},
-        labels={INPUTS_LABEL: digest}, rm=True, forcerm=True, pull=False, decode=True,
+        path=str(docker_dir),
+        tag=image_name,
+        buildargs={"BASE_IMAGE": base},
+        labels={INPUTS_LABEL: digest},
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
     ):
         if "stream" in chunk:
             text = chunk["stream"].rstrip()
@@ -167,16 +197,23 @@ def build(image_name: str, docker_dir: Path = DOCKER_DIR, *, force: bool = False
         if "error" in chunk:
             last_error = chunk["error"].strip()
     if last_error:
-        raise ImageBuildError(f"docker build failed: {last_error}. Fix docker/Dockerfile and run "
-                              "`make image` again.")
+        raise ImageBuildError(
+            f"docker build failed: {last_error}. Fix docker/Dockerfile and run `make image` again."
+        )
     image = client.images.get(image_name)
-    print(f"[image] built {image_name} ({digest}, {image.attrs['Size'] / 1e6:.0f} MB)", flush=True)
+    print(
+        f"[image] built {image_name} ({digest}, {image.attrs['Size'] / 1e6:.0f} MB)",
+        flush=True,
+    )
     return image.id
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m executor.image", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m executor.image",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=["build", "status"])
     parser.add_argument("--force", action="store_true", help="rebuild even when current")
     args = parser.parse_args(argv)

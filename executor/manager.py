@@ -8,6 +8,7 @@ new process finds (and adopts or removes) what an earlier one left, and how clea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -15,9 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-import docker
 import docker.errors
 
+import docker
 from settings import ExecutorSettings
 
 from .errors import DockerUnavailableError, ImageNotFoundError
@@ -45,10 +46,18 @@ def container_name(app_label: str, user_id: str) -> str:
 class SandboxManager:
     """Owns every Sandbox of one app instance; thread-safe."""
 
-    def __init__(self, client_factory, spec: ExecutorSettings, *, tools_path: Path | None,
-                 skills_path: Path | None) -> None:
+    def __init__(
+        self,
+        client_factory,
+        spec: ExecutorSettings,
+        *,
+        tools_path: Path | None,
+        skills_path: Path | None,
+    ) -> None:
         if not _APP_LABEL_RE.match(spec.app_label):
-            raise ValueError(f"app_label {spec.app_label!r} must be lowercase letters, digits, '-._'")
+            raise ValueError(
+                f"app_label {spec.app_label!r} must be lowercase letters, digits, '-._'"
+            )
         self.spec = spec
         self.tools_path = tools_path
         self.skills_path = skills_path
@@ -69,7 +78,7 @@ class SandboxManager:
         return self._client
 
     def start(self) -> None:
-        """Connect, check the image, adopt or remove leftovers, start the idle reaper. Idempotent."""
+        """Connect, check the image, adopt or remove leftovers, start the reaper. Idempotent."""
         if self._started:
             return
         with self._lock:
@@ -82,29 +91,36 @@ class SandboxManager:
                 raise DockerUnavailableError(
                     f"cannot reach the Docker daemon ({exc}). Start it (`sudo systemctl start "
                     "docker`, or `sudo dockerd &`), check DOCKER_HOST, and that this user may use "
-                    "the Docker socket.") from exc
+                    "the Docker socket."
+                ) from exc
             try:
                 image_id = client.images.get(self.spec.image_name).id
             except docker.errors.ImageNotFound as exc:
                 raise ImageNotFoundError(
                     f"the sandbox image {self.spec.image_name} does not exist; build it with "
-                    "`make image` (or `python -m executor.image build`)") from exc
+                    "`make image` (or `python -m executor.image build`)"
+                ) from exc
             self._client = client
             self._sweep(image_id)
-            self._reaper = threading.Thread(target=self._reap_loop, name="sandbox-reaper",
-                                            daemon=True)
+            self._reaper = threading.Thread(
+                target=self._reap_loop, name="sandbox-reaper", daemon=True
+            )
             self._reaper.start()
             self._started = True
 
     def _labels(self, user_id: str) -> dict[str, str]:
-        return {APP_LABEL: self.spec.app_label, SESSION_LABEL: session_key(user_id),
-                USER_LABEL: user_id[:1024]}
+        return {
+            APP_LABEL: self.spec.app_label,
+            SESSION_LABEL: session_key(user_id),
+            USER_LABEL: user_id[:1024],
+        }
 
     def _sweep(self, image_id: str) -> None:
         """Adopt this app's containers from an earlier process; remove those of an old image."""
         assert self._client is not None
         found = self._client.containers.list(
-            all=True, filters={"label": f"{APP_LABEL}={self.spec.app_label}"})
+            all=True, filters={"label": f"{APP_LABEL}={self.spec.app_label}"}
+        )
         for container in found:
             user_id = container.labels.get(USER_LABEL)
             if container.attrs.get("Image") != image_id or user_id is None:
@@ -117,10 +133,17 @@ class SandboxManager:
 
     def _new_sandbox(self, user_id: str, container_id: str | None = None) -> Sandbox:
         name = container_name(self.spec.app_label, user_id)
-        return Sandbox(self._client, self.spec, user_id=user_id, name=name,
-                       volume=f"{name}-workspace", labels=self._labels(user_id),
-                       tools_path=self.tools_path, skills_path=self.skills_path,
-                       container_id=container_id)
+        return Sandbox(
+            self._client,
+            self.spec,
+            user_id=user_id,
+            name=name,
+            volume=f"{name}-workspace",
+            labels=self._labels(user_id),
+            tools_path=self.tools_path,
+            skills_path=self.skills_path,
+            container_id=container_id,
+        )
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -154,16 +177,12 @@ class SandboxManager:
             self._sandboxes.clear()
         selector = {"label": f"{APP_LABEL}={self.spec.app_label}"}
         for container in self._client.containers.list(all=True, filters=selector):
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
         if volumes:
             for volume in self._client.volumes.list(filters=selector):
-                try:
+                with contextlib.suppress(docker.errors.NotFound):
                     volume.remove(force=True)
-                except docker.errors.NotFound:
-                    pass
 
     # -- idle reaping --------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ command every process of the sandbox user is killed, which must not hit a concur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
 import docker.errors
 
+import docker
 from settings import ExecutorSettings
 
 from . import _hardening
@@ -57,7 +58,7 @@ _rc=$?
 for _ in 1 2 3 4 5 6 7 8 9 10; do kill -9 -1 2>/dev/null || break; done
 _oom
 if [ "$_rc" -ge 128 ] && [ "$_o" != "$_before" ]; then
-  printf '\n[sandbox: a process was killed because the sandbox ran out of memory (limit %s)]\n' "$3" >&2
+  printf '\n[sandbox: a process was killed: the sandbox ran out of memory (limit %s)]\n' "$3" >&2
 fi
 exit "$_rc"
 """
@@ -94,8 +95,10 @@ class _RawExec:
 
 
 def _drop_marker(stream: str, dropped: int, limit: int) -> str:
-    return (f"\n[... {dropped:,} more bytes of {stream} were dropped: output is limited to "
-            f"{limit:,} bytes per stream; write big output to a file and read parts of it ...]")
+    return (
+        f"\n[... {dropped:,} more bytes of {stream} were dropped: output is limited to "
+        f"{limit:,} bytes per stream; write big output to a file and read parts of it ...]"
+    )
 
 
 def _human_bytes(n: int) -> str:
@@ -109,9 +112,19 @@ def _human_bytes(n: int) -> str:
 class Sandbox:
     """One session's container: created on first use, restarted when found stopped or gone."""
 
-    def __init__(self, client: docker.DockerClient, spec: ExecutorSettings, *, user_id: str,
-                 name: str, volume: str, labels: dict[str, str], tools_path: Path | None,
-                 skills_path: Path | None, container_id: str | None = None) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        spec: ExecutorSettings,
+        *,
+        user_id: str,
+        name: str,
+        volume: str,
+        labels: dict[str, str],
+        tools_path: Path | None,
+        skills_path: Path | None,
+        container_id: str | None = None,
+    ) -> None:
         self.client = client
         self.spec = spec
         self.user_id = user_id
@@ -139,7 +152,10 @@ class Sandbox:
             info = None
         image_id = self._image_id()
         if info is not None and info.get("Image") != image_id:
-            logger.info("sandbox %s runs an old image; recreating it (workspace kept)", self.name)
+            logger.info(
+                "sandbox %s runs an old image; recreating it (workspace kept)",
+                self.name,
+            )
             self._remove_container(info["Id"])
             info = None
         try:
@@ -153,8 +169,9 @@ class Sandbox:
                 elif not state.get("Running"):
                     api.start(self._container_id)
         except docker.errors.APIError as exc:
-            raise SandboxStartError(f"cannot start the sandbox for this session: "
-                                    f"{exc.explanation or exc}") from exc
+            raise SandboxStartError(
+                f"cannot start the sandbox for this session: {exc.explanation or exc}"
+            ) from exc
         self._running = True
         self.stopped_idle = False
         return self._container_id
@@ -165,7 +182,8 @@ class Sandbox:
         except docker.errors.ImageNotFound as exc:
             raise ImageNotFoundError(
                 f"the sandbox image {self.spec.image_name} does not exist; build it with "
-                "`make image` (or `python -m executor.image build`)") from exc
+                "`make image` (or `python -m executor.image build`)"
+            ) from exc
 
     def _create(self) -> str:
         try:
@@ -173,14 +191,21 @@ class Sandbox:
         except docker.errors.NotFound:
             self.client.volumes.create(name=self.volume, labels=self.labels)
         kwargs = _hardening.container_kwargs(
-            self.spec, name=self.name, volume=self.volume, labels=self.labels,
-            tools_path=self.tools_path, skills_path=self.skills_path)
+            self.spec,
+            name=self.name,
+            volume=self.volume,
+            labels=self.labels,
+            tools_path=self.tools_path,
+            skills_path=self.skills_path,
+        )
         started = time.monotonic()
         try:
             container = self.client.containers.run(**kwargs)
         except docker.errors.ImageNotFound as exc:
-            raise ImageNotFoundError(f"the sandbox image {self.spec.image_name} does not exist; "
-                                     "build it with `make image`") from exc
+            raise ImageNotFoundError(
+                f"the sandbox image {self.spec.image_name} does not exist; "
+                "build it with `make image`"
+            ) from exc
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: another process created it first; use theirs
                 self._remove_container(self.name)
@@ -193,10 +218,8 @@ class Sandbox:
         return container.id
 
     def _remove_container(self, ref: str) -> None:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             self.client.api.remove_container(ref, force=True)
-        except docker.errors.NotFound:
-            pass
 
     def stop(self) -> None:
         with self.lock:
@@ -214,19 +237,15 @@ class Sandbox:
             self._remove_container(self._container_id or self.name)
             self._container_id = None
             if volume:
-                try:
+                with contextlib.suppress(docker.errors.NotFound):
                     self.client.api.remove_volume(self.volume, force=True)
-                except docker.errors.NotFound:
-                    pass
 
     def restart(self) -> None:
         """Kill and start the container: the last resort to stop runaway processes."""
         cid = self._container_id or self.name
         self._running = False
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             self.client.api.kill(cid)
-        except docker.errors.APIError:
-            pass
         self.ensure_running()
 
     # -- exec ----------------------------------------------------------------------------
@@ -235,18 +254,30 @@ class Sandbox:
         for attempt in (1, 2):
             cid = self.ensure_running()
             try:
-                return self.client.api.exec_create(cid, argv, **_hardening.exec_kwargs(stdin=stdin))["Id"]
+                return self.client.api.exec_create(
+                    cid, argv, **_hardening.exec_kwargs(stdin=stdin)
+                )["Id"]
             except docker.errors.NotFound:
                 self._container_id, self._running = None, False  # removed from outside
             except docker.errors.APIError as exc:
                 if exc.status_code != 409 or attempt == 2:  # 409: stopped or paused meanwhile
-                    raise SandboxStartError(f"cannot run in the sandbox: {exc.explanation or exc}") from exc
+                    raise SandboxStartError(
+                        f"cannot run in the sandbox: {exc.explanation or exc}"
+                    ) from exc
                 self._running = False
         raise SandboxStartError("the sandbox container disappeared twice in a row")
 
-    def exec(self, argv: list[str], *, timeout_s: float, stdin: bytes | None = None,
-             stdout_limit: int, stderr_limit: int, cancel: threading.Event | None = None,
-             flood_limit: int | None = None) -> _RawExec:
+    def exec(
+        self,
+        argv: list[str],
+        *,
+        timeout_s: float,
+        stdin: bytes | None = None,
+        stdout_limit: int,
+        stderr_limit: int,
+        cancel: threading.Event | None = None,
+        flood_limit: int | None = None,
+    ) -> _RawExec:
         """Run argv as the sandbox user; on deadline/cancel/flood kill every sandbox process."""
         with self.lock:
             self.last_used = time.monotonic()
@@ -261,33 +292,56 @@ class Sandbox:
                     self._kill_processes(notes)
                     if stream.pump(time.monotonic() + self.spec.kill_grace_s) is not StreamEnd.EOF:
                         stream.close()
-                        logger.warning("sandbox %s: exec did not end after kill; restarting", self.name)
+                        logger.warning(
+                            "sandbox %s: exec did not end after kill; restarting",
+                            self.name,
+                        )
                         self.restart()
-                        notes.append("[the sandbox was restarted to stop the command; files in "
-                                     "/workspace are kept, /tmp was cleared]")
+                        notes.append(
+                            "[the sandbox was restarted to stop the command; files in "
+                            "/workspace are kept, /tmp was cleared]"
+                        )
             finally:
                 stream.close()
             exit_code = self._exit_code(exec_id)
             duration = time.monotonic() - started
-            if ended is StreamEnd.EOF and exit_code == KILLED_EXIT_CODE and not self._is_running():
-                notes.append("[the sandbox container was stopped while the command ran; it starts "
-                             "again on the next call and /workspace is kept]")
+            if (
+                ended is StreamEnd.EOF
+                and exit_code == KILLED_EXIT_CODE
+                and b"ran out of memory" not in stream.stderr.data[-200:]
+                and self._died()
+            ):
+                notes.append(
+                    "[the sandbox container was stopped while the command ran; it starts "
+                    "again on the next call and /workspace is kept]"
+                )
             self.last_used = time.monotonic()
-            return _RawExec(exit_code, bytes(stream.stdout.data), bytes(stream.stderr.data),
-                            stream.stdout.dropped, stream.stderr.dropped, ended, duration, notes)
+            return _RawExec(
+                exit_code,
+                bytes(stream.stdout.data),
+                bytes(stream.stderr.data),
+                stream.stdout.dropped,
+                stream.stderr.dropped,
+                ended,
+                duration,
+                notes,
+            )
 
     def _kill_processes(self, notes: list[str]) -> None:
         """Kill every process of the sandbox user, from a second, detached exec."""
         try:
             cid = self.ensure_running()
-            kill_id = self.client.api.exec_create(cid, ["bash", "-c", _KILL_ALL],
-                                                  user=_hardening.SANDBOX_USER)["Id"]
+            kill_id = self.client.api.exec_create(
+                cid, ["bash", "-c", _KILL_ALL], user=_hardening.SANDBOX_USER
+            )["Id"]
             self.client.api.exec_start(kill_id, detach=True)
         except docker.errors.APIError as exc:  # e.g. exec cannot start at the pids limit
             logger.warning("sandbox %s: kill exec failed (%s); restarting", self.name, exc)
             self.restart()
-            notes.append("[the sandbox was restarted to stop the command; files in /workspace "
-                         "are kept, /tmp was cleared]")
+            notes.append(
+                "[the sandbox was restarted to stop the command; files in /workspace "
+                "are kept, /tmp was cleared]"
+            )
 
     def _exit_code(self, exec_id: str) -> int:
         for _ in range(400):
@@ -301,24 +355,43 @@ class Sandbox:
             time.sleep(0.005)
         return KILLED_EXIT_CODE
 
-    def _is_running(self) -> bool:
-        try:
-            running = bool(self.client.api.inspect_container(self.name)["State"].get("Running"))
-        except docker.errors.NotFound:
-            running = False
-        if not running:
-            self._running = False
-        return running
+    def _died(self, wait_s: float = 1.0) -> bool:
+        """Whether the container stopped (Docker records it a moment after the exec ends)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                running = bool(self.client.api.inspect_container(self.name)["State"].get("Running"))
+            except docker.errors.NotFound:
+                running = False
+            if not running:
+                self._running = False
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
-    def run_bash(self, command: str, timeout_s: float,
-                 cancel: threading.Event | None = None) -> ExecutionResult:
+    def run_bash(
+        self, command: str, timeout_s: float, cancel: threading.Event | None = None
+    ) -> ExecutionResult:
         spec = self.spec
         backstop = f"{timeout_s + spec.kill_grace_s + 1:g}"
-        argv = ["bash", "-c", _BASH_WRAPPER, "sandbox", command, backstop,
-                _human_bytes(spec.memory_limit_bytes)]
-        raw = self.exec(argv, timeout_s=timeout_s, stdout_limit=spec.output_limit_bytes,
-                        stderr_limit=spec.output_limit_bytes, cancel=cancel,
-                        flood_limit=spec.output_flood_bytes)
+        argv = [
+            "bash",
+            "-c",
+            _BASH_WRAPPER,
+            "sandbox",
+            command,
+            backstop,
+            _human_bytes(spec.memory_limit_bytes),
+        ]
+        raw = self.exec(
+            argv,
+            timeout_s=timeout_s,
+            stdout_limit=spec.output_limit_bytes,
+            stderr_limit=spec.output_limit_bytes,
+            cancel=cancel,
+            flood_limit=spec.output_flood_bytes,
+        )
         stdout = raw.stdout.decode("utf-8", "replace")
         stderr = raw.stderr.decode("utf-8", "replace")
         if raw.stdout_dropped:
@@ -328,27 +401,50 @@ class Sandbox:
         exit_code, timed_out = raw.exit_code, False
         if raw.ended is StreamEnd.DEADLINE:
             exit_code, timed_out = TIMEOUT_EXIT_CODE, True
-            stderr += (f"\n[command timed out after {timeout_s:g} s; it and every process it "
-                       "started were killed]")
+            stderr += (
+                f"\n[command timed out after {timeout_s:g} s; it and every process it "
+                "started were killed]"
+            )
         elif raw.ended is StreamEnd.CANCELLED:
             exit_code = KILLED_EXIT_CODE
             stderr += "\n[command cancelled; it and every process it started were killed]"
         elif raw.ended is StreamEnd.FLOOD:
             exit_code = KILLED_EXIT_CODE
-            stderr += (f"\n[command stopped: it wrote more than {spec.output_flood_bytes:,} bytes "
-                       "of output]")
+            stderr += (
+                f"\n[command stopped: it wrote more than {spec.output_flood_bytes:,} bytes "
+                "of output]"
+            )
         for note in raw.notes:
             stderr += "\n" + note
-        return ExecutionResult(exit_code, stdout, stderr.lstrip("\n") if not raw.stderr else stderr,
-                               timed_out, raw.duration_s, raw.stdout_dropped, raw.stderr_dropped)
+        return ExecutionResult(
+            exit_code,
+            stdout,
+            stderr.lstrip("\n") if not raw.stderr else stderr,
+            timed_out,
+            raw.duration_s,
+            raw.stdout_dropped,
+            raw.stderr_dropped,
+        )
 
     # -- files (all inside the container, as the sandbox user) ---------------------------
 
-    def file_op(self, op: str, args: dict[str, Any], *, stdin: bytes | None = None,
-                stdout_limit: int, timeout_s: float = 120.0) -> tuple[bytes, dict[str, Any]]:
+    def file_op(
+        self,
+        op: str,
+        args: dict[str, Any],
+        *,
+        stdin: bytes | None = None,
+        stdout_limit: int,
+        timeout_s: float = 120.0,
+    ) -> tuple[bytes, dict[str, Any]]:
         argv = ["python3", "-I", "-S", "-c", _FILES_HELPER, op, json.dumps(args)]
-        raw = self.exec(argv, timeout_s=timeout_s, stdin=stdin, stdout_limit=stdout_limit + 1,
-                        stderr_limit=64 * 1024)
+        raw = self.exec(
+            argv,
+            timeout_s=timeout_s,
+            stdin=stdin,
+            stdout_limit=stdout_limit + 1,
+            stderr_limit=64 * 1024,
+        )
         meta_text = raw.stderr.decode("utf-8", "replace").strip().splitlines()
         try:
             meta = json.loads(meta_text[-1]) if meta_text else {}
@@ -357,14 +453,22 @@ class Sandbox:
         if raw.exit_code == 0 and raw.ended is StreamEnd.EOF:
             return raw.stdout, meta
         path = str(args.get("path", ""))
-        kind, message = meta.get("kind"), meta.get("message") or "".join(meta_text)[-500:]
+        kind, message = (
+            meta.get("kind"),
+            meta.get("message") or "".join(meta_text)[-500:],
+        )
         if raw.ended is StreamEnd.DEADLINE:
             raise SandboxCommandError(f"{op} of {path} did not finish within {timeout_s:g} s")
         if raw.exit_code == 153:  # SIGXFSZ: the fsize ulimit
-            raise FileTooLargeError(f"{path} would be larger than the per-file limit of "
-                                    f"{self.spec.max_file_bytes:,} bytes")
-        errors = {"not_found": SandboxFileNotFoundError, "not_allowed": PathNotAllowedError,
-                  "not_file": NotARegularFileError}
+            raise FileTooLargeError(
+                f"{path} would be larger than the per-file limit of "
+                f"{self.spec.max_file_bytes:,} bytes"
+            )
+        errors = {
+            "not_found": SandboxFileNotFoundError,
+            "not_allowed": PathNotAllowedError,
+            "not_file": NotARegularFileError,
+        }
         if kind in errors:
             raise errors[kind](message, path)
         if kind == "invalid":

@@ -33,7 +33,8 @@ class ToolFunction:
 def _module_file(tools_dir: Path, module_path: str) -> Path:
     if not isinstance(module_path, str) or not _MODULE_RE.match(module_path):
         raise InvalidArgumentError(
-            f"invalid module path {module_path!r}: use dotted Python names such as 'tools.example'")
+            f"invalid module path {module_path!r}: use dotted Python names such as 'tools.example'"
+        )
     parts = module_path.split(".")
     if parts[0] == "tools":
         parts = parts[1:]
@@ -50,7 +51,9 @@ def _module_file(tools_dir: Path, module_path: str) -> Path:
         if walked.is_symlink():
             raise InvalidArgumentError(f"tools module {module_path!r} is a symlink; refused")
     if not candidate.resolve().is_relative_to(root) or not candidate.is_file():
-        raise InvalidArgumentError(f"tools module {module_path!r} is not a file in the tools directory")
+        raise InvalidArgumentError(
+            f"tools module {module_path!r} is not a file in the tools directory"
+        )
     if candidate.stat().st_size > _MAX_SOURCE_BYTES:
         raise InvalidArgumentError(f"tools module {module_path!r} is too large to parse")
     return candidate
@@ -73,11 +76,15 @@ def read_docstring(tools_dir: Path, module_path: str, function_name: str) -> str
             break
         nodes = list(cls.body)
     for node in nodes:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == target:
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.name == target
+        ):
             return ast.get_docstring(node) or ""
     raise SandboxFileNotFoundError(
         f"no function {function_name!r} in {module_path!r}; list the module's functions first",
-        f"{module_path}.{function_name}")
+        f"{module_path}.{function_name}",
+    )
 
 
 def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
@@ -106,7 +113,9 @@ def list_tools(tools_dir: Path) -> list[ToolFunction]:
         except SyntaxError:
             continue
         for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_"):
+            if isinstance(
+                node, ast.FunctionDef | ast.AsyncFunctionDef
+            ) and not node.name.startswith("_"):
                 doc = ast.get_docstring(node) or ""
                 summary = doc.strip().splitlines()[0] if doc.strip() else ""
                 found.append(ToolFunction(module, node.name, _signature(node), summary))

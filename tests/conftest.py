@@ -1,0 +1,78 @@
+"""Shared fixtures. Docker tests never skip in CI (CI=true): no daemon or image fails them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import docker.errors
+import pytest
+
+import docker
+from executor import DockerExecutionClient
+from executor.image import image_status
+from settings import ExecutorSettings
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _docker_problem() -> str | None:
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        return f"no Docker daemon ({exc})"
+    if image_status(client, ExecutorSettings().image_name) == "missing":
+        return "sandbox image missing: run `make image`"
+    return None
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    problem = _docker_problem()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"Docker tests must run in CI: {problem}")
+        pytest.skip(problem)
+    return docker.from_env(timeout=120)
+
+
+@pytest.fixture(scope="session")
+def app_label() -> str:
+    return f"mce-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def executor(docker_client, app_label):
+    """One client for the whole run; tests use distinct user_ids. Removes everything at the end."""
+    client = DockerExecutionClient(app_label=app_label)
+    yield client
+    client.cleanup_all(remove_volumes=True)
+
+
+@pytest.fixture
+def make_executor(docker_client, app_label):
+    """Factory for clients with other settings (own label each); all removed at test end."""
+    made: list[DockerExecutionClient] = []
+
+    def make(**settings) -> DockerExecutionClient:
+        settings.setdefault("app_label", f"{app_label}-{len(made)}")
+        client = DockerExecutionClient(**settings)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.cleanup_all(remove_volumes=True)
+
+
+@pytest.fixture
+def user_id(request) -> str:
+    """A fresh session id per test."""
+    return f"{request.node.name[:40]}-{uuid.uuid4().hex[:6]}"
+
+
+def app_containers(docker_client: docker.DockerClient, label: str) -> list:
+    return docker_client.containers.list(
+        all=True, filters={"label": f"mcp-code-executor.app={label}"}
+    )
