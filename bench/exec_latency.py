@@ -42,8 +42,14 @@ def raw_container(client: docker.DockerClient, spec: ExecutorSettings, label: st
     name = f"{label}-raw-{uuid.uuid4().hex[:8]}"
     labels = {"mcp-code-executor.app": f"{label}-raw"}  # not ours: the executor's sweep skips it
     client.volumes.create(name=f"{name}-ws", labels=labels)
-    kwargs = container_kwargs(spec, name=name, volume=f"{name}-ws", labels=labels,
-                              tools_path=spec.tools_path, skills_path=spec.skills_path)
+    kwargs = container_kwargs(
+        spec,
+        name=name,
+        volume=f"{name}-ws",
+        labels=labels,
+        tools_path=spec.tools_path,
+        skills_path=spec.skills_path,
+    )
     return client.containers.run(**kwargs)
 
 
@@ -67,9 +73,17 @@ async def main(runs: int) -> str:
             result = await ours.run("bench-warm", "true")
             our_t.append(time.perf_counter() - t)
             assert result.exit_code == 0
-        rows.append(("warm `true`: raw SDK exec_run", ms(pct(raw_t, .5)), ms(pct(raw_t, .95)), "1.00x"))
-        rows.append(("warm `true`: execute_bash", ms(pct(our_t, .5)), ms(pct(our_t, .95)),
-                     f"{pct(our_t, .5) / pct(raw_t, .5):.2f}x"))
+        rows.append(
+            ("warm `true`: raw SDK exec_run", ms(pct(raw_t, 0.5)), ms(pct(raw_t, 0.95)), "1.00x")
+        )
+        rows.append(
+            (
+                "warm `true`: execute_bash",
+                ms(pct(our_t, 0.5)),
+                ms(pct(our_t, 0.95)),
+                f"{pct(our_t, 0.5) / pct(raw_t, 0.5):.2f}x",
+            )
+        )
 
         # First call of a new session.
         n_first = max(5, runs // 5)
@@ -82,10 +96,22 @@ async def main(runs: int) -> str:
             t = time.perf_counter()
             await ours.execute_bash(f"bench-first-{i}", "true")
             our_first.append(time.perf_counter() - t)
-        rows.append(("first call: raw containers.run + exec_run", ms(pct(raw_first, .5)),
-                     ms(pct(raw_first, .95)), "1.00x"))
-        rows.append(("first call: execute_bash on a new session", ms(pct(our_first, .5)),
-                     ms(pct(our_first, .95)), f"{pct(our_first, .5) / pct(raw_first, .5):.2f}x"))
+        rows.append(
+            (
+                "first call: raw containers.run + exec_run",
+                ms(pct(raw_first, 0.5)),
+                ms(pct(raw_first, 0.95)),
+                "1.00x",
+            )
+        )
+        rows.append(
+            (
+                "first call: execute_bash on a new session",
+                ms(pct(our_first, 0.5)),
+                ms(pct(our_first, 0.95)),
+                f"{pct(our_first, 0.5) / pct(raw_first, 0.5):.2f}x",
+            )
+        )
 
         # 20 new sessions at once, then the same 20 warm.
         async def timed(uid: str) -> float | None:
@@ -100,8 +126,14 @@ async def main(runs: int) -> str:
             results = await asyncio.gather(*(timed(f"bench-par-{i}") for i in range(20)))
             ok = [r for r in results if r is not None]
             errors = len(results) - len(ok)
-            rows.append((f"20 sessions at once ({kind}), per call", ms(pct(ok, .5)), ms(pct(ok, .95)),
-                         f"errors: {errors}"))
+            rows.append(
+                (
+                    f"20 sessions at once ({kind}), per call",
+                    ms(pct(ok, 0.5)),
+                    ms(pct(ok, 0.95)),
+                    f"errors: {errors}",
+                )
+            )
     finally:
         ours.cleanup_all(remove_volumes=True)
         raw_label = {"label": f"mcp-code-executor.app={label}-raw"}

@@ -60,3 +60,14 @@ def test_env_example_lists_every_variable_with_its_default():
             assert getattr(section, field) == default, (
                 f"{name} in .env.example differs from the default"
             )
+
+
+def test_image_hash_changes_with_any_input_file(tmp_path):
+    from executor.image import inputs_hash
+
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    (tmp_path / "base-packages.txt").write_text("python3\n")
+    first = inputs_hash(tmp_path)
+    assert inputs_hash(tmp_path) == first
+    (tmp_path / "base-packages.txt").write_text("python3\nprocps\n")
+    assert inputs_hash(tmp_path) != first

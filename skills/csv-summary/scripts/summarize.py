@@ -7,7 +7,12 @@ import pandas as pd
 
 
 def summarize(df: pd.DataFrame) -> str:
-    lines = [f"rows: {len(df)}", f"columns: {len(df.columns)}", "", "column types and missing values:"]
+    lines = [
+        f"rows: {len(df)}",
+        f"columns: {len(df.columns)}",
+        "",
+        "column types and missing values:",
+    ]
     for name in df.columns:
         missing = int(df[name].isna().sum())
         lines.append(f"  {name}: {df[name].dtype}, missing {missing}")
