@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
-import statistics
 import sys
 import time
 import uuid
@@ -22,9 +21,9 @@ import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from executor import DockerExecutionClient  # noqa: E402
-from executor._hardening import SANDBOX_USER, container_kwargs  # noqa: E402
-from settings import ExecutorSettings  # noqa: E402
+from executor import DockerExecutionClient
+from executor._hardening import SANDBOX_USER, container_kwargs
+from settings import ExecutorSettings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "exec_latency.md"
 
