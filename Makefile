@@ -22,7 +22,7 @@ image: $(STAMP)
 run: image
 	$(PY) -m executor.shell
 
-test: image
+test: image lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
