@@ -35,6 +35,7 @@ format: $(STAMP)
 
 bench: image
 	$(PY) bench/exec_latency.py
+	$(PY) bench/agent_overhead.py
 
 clean-sandboxes: $(STAMP)
 	$(PY) -m executor.shell --cleanup

@@ -25,6 +25,9 @@ _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
+_DERIVED = {"google_api_key_set"}  # computed in load_settings, not read from APP_*
+
+
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
@@ -69,7 +72,17 @@ class Settings:
     """Settings of the app as a whole."""
 
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    # Sessions (SQLite), logs and other state live here.
     data_dir: Path = PROJECT_ROOT / "data"
+    # Model: empty = Gemini (gemini_model) when GOOGLE_API_KEY or GEMINI_API_KEY is set, else the
+    # offline model. Otherwise any model string ADK resolves: "gemini-2.5-pro", "offline",
+    # "openai/gpt-4o" (needs the litellm extra and that provider's key).
+    model: str = ""
+    gemini_model: str = "gemini-2.5-flash"
+    # Most characters of each tool output (stdout, stderr, file text) handed to the model.
+    tool_output_limit_chars: int = 20_000
+    # Whether a Google API key is present (read from GOOGLE_API_KEY / GEMINI_API_KEY; never stored).
+    google_api_key_set: bool = False
 
 
 def _parse_size(text: str) -> int:
@@ -105,7 +118,7 @@ def _read_section(cls: type, prefix: str, environ: Mapping[str, str]) -> dict[st
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         variable = f"{prefix}{f.name.upper()}"
-        if variable not in environ or dataclasses.is_dataclass(hints[f.name]):
+        if f.name in _DERIVED or variable not in environ or dataclasses.is_dataclass(hints[f.name]):
             continue
         try:
             values[f.name] = _coerce(f.name, hints[f.name], environ[variable])
@@ -121,6 +134,8 @@ def env_variables() -> dict[str, Any]:
         instance = cls()
         for f in dataclasses.fields(cls):
             value = getattr(instance, f.name)
+            if f.name in _DERIVED:
+                continue
             if not dataclasses.is_dataclass(value):
                 out[f"{prefix}{f.name.upper()}"] = value
     return out
@@ -135,4 +150,15 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
             load_dotenv(PROJECT_ROOT / ".env", override=False)
         environ = os.environ
     executor = ExecutorSettings(**_read_section(ExecutorSettings, "EXECUTOR_", environ))
-    return Settings(executor=executor, **_read_section(Settings, "APP_", environ))
+    values = _read_section(Settings, "APP_", environ)
+    values["google_api_key_set"] = any(
+        environ.get(name) for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+    ) or environ.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in {"1", "true"}
+    return Settings(executor=executor, **values)
+
+
+def model_name(settings: Settings) -> str:
+    """The model string in use: the explicit setting, else Gemini with a key, else offline."""
+    if settings.model:
+        return settings.model
+    return settings.gemini_model if settings.google_api_key_set else "offline"
