@@ -24,16 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.events import ToolCallFinished
 from agent.service import ChatService
+from bench._common import pct, publish
 from executor import DockerExecutionClient
 from settings import load_settings
 from tests.scripted_llm import ScriptedLlm
-
-RESULTS = Path(__file__).resolve().parent / "results" / "agent_overhead.md"
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def main(turns: int) -> str:
@@ -88,7 +82,4 @@ async def main(turns: int) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--turns", type=int, default=50)
-    table = asyncio.run(main(parser.parse_args().turns))
-    print(table)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(table)
+    publish(asyncio.run(main(parser.parse_args().turns)), "agent_overhead")

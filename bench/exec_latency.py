@@ -21,16 +21,10 @@ import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import pct, publish
 from executor import DockerExecutionClient
 from executor._hardening import SANDBOX_USER, container_kwargs
 from settings import ExecutorSettings
-
-RESULTS = Path(__file__).resolve().parent / "results" / "exec_latency.md"
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def ms(x: float) -> str:
@@ -159,7 +153,4 @@ async def main(runs: int) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=50)
-    table = asyncio.run(main(parser.parse_args().runs))
-    print(table)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(table)
+    publish(asyncio.run(main(parser.parse_args().runs)), "exec_latency")

@@ -127,6 +127,8 @@ class SandboxManager:
                 logger.info("removing leftover sandbox %s (old image)", container.name)
                 container.remove(force=True)
                 continue
+            if container_name(self.spec.app_label, user_id) != container.name:
+                continue  # the label could not hold the id exactly; found by name on next use
             sandbox = self._new_sandbox(user_id, container_id=container.id)
             self._sandboxes[user_id] = sandbox
             logger.info("adopted sandbox %s (%s)", container.name, container.status)

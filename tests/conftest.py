@@ -13,6 +13,19 @@ from executor import DockerExecutionClient
 from executor.image import image_status
 from settings import ExecutorSettings
 
+# User ids a hostile caller might use; each must map to its own safe container.
+HOSTILE_IDS = [
+    "../x",
+    "a b",
+    "a;rm -rf /",
+    "x" * 300,
+    "ünïcødé 🚀",
+    "",
+    "$(id)",
+    "CAPS/..\\",
+    "\ud800",
+]
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
