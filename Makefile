@@ -20,7 +20,7 @@ image: $(STAMP)
 	$(PY) -m executor.image build
 
 run: image
-	$(PY) -m executor.shell
+	GRADIO_ANALYTICS_ENABLED=False $(PY) -m frontend.app
 
 test: image lint
 	$(PY) -m pytest

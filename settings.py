@@ -81,6 +81,15 @@ class Settings:
     gemini_model: str = "gemini-2.5-flash"
     # Most characters of each tool output (stdout, stderr, file text) handed to the model.
     tool_output_limit_chars: int = 20_000
+    # Web UI.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    # Largest file a person may upload in the chat (bigger ones are refused, nothing is stored).
+    upload_limit_bytes: int = 50 << 20
+    # Optional login: "alice:secret,bob:other". Empty = no login, one local user.
+    auth: str = ""
+    # A closed tab's sandbox is stopped (not removed) after this many seconds without a tab.
+    tab_close_grace_s: float = 120.0
     # Whether a Google API key is present (read from GOOGLE_API_KEY / GEMINI_API_KEY; never stored).
     google_api_key_set: bool = False
 
@@ -155,6 +164,17 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
         environ.get(name) for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     ) or environ.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in {"1", "true"}
     return Settings(executor=executor, **values)
+
+
+def auth_pairs(settings: Settings) -> list[tuple[str, str]]:
+    """The (user, password) pairs of APP_AUTH; empty when login is off."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in settings.auth.split(","))):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise ConfigError("APP_AUTH: use user:password pairs separated by commas")
+        pairs.append((user, password))
+    return pairs
 
 
 def model_name(settings: Settings) -> str:

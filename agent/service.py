@@ -59,6 +59,15 @@ def upload_name(name: str) -> str:
     return base if base not in {"", ".", ".."} else "upload"
 
 
+def chat_title(text: str, uploaded: Sequence[tuple[str, int]] = ()) -> str:
+    """A short title for a chat: its first line of prose or code, else the first upload's name."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("```"):
+            return line[:60]
+    return uploaded[0][0].rsplit("/", 1)[-1] if uploaded else "New chat"
+
+
 class ChatService:
     """One agent, one Runner, one session store; many chats, each with its own sandbox."""
 
@@ -182,8 +191,7 @@ class ChatService:
             return
         state_delta = None
         if not session.state.get(TITLE_KEY):
-            title = text.strip().splitlines()[0] if text.strip() else uploaded[0][0].split("/")[-1]
-            state_delta = {TITLE_KEY: title[:60]}
+            state_delta = {TITLE_KEY: chat_title(text, uploaded)}
         converter = EventConverter()
         try:
             async for event in self.runner.run_async(

@@ -286,6 +286,14 @@ class DockerExecutionClient:
         )
         return [FileInfo(**entry) for entry in json.loads(data or b"[]")]
 
+    async def download_workspace_zip(self, user_id: str) -> bytes:
+        """All of /workspace as a zip archive (regular files; symlinks skipped)."""
+        limit = self.settings.workspace_quota_bytes
+        data, _ = await self._offload(
+            self._file_op, user_id, "zip", {"limit": limit}, stdout_limit=limit + (64 << 20)
+        )
+        return data
+
     async def workspace_usage(self, user_id: str) -> int:
         """Bytes used in the session's /workspace."""
         _, meta = await self._offload(self._file_op, user_id, "usage", {}, stdout_limit=1024)
@@ -311,6 +319,10 @@ class DockerExecutionClient:
     async def start(self) -> None:
         """Connect to Docker, check the image and adopt leftovers now instead of on first use."""
         await self._offload(self._manager.start)
+
+    async def stop(self, user_id: str) -> None:
+        """Async form of stop_container (files kept; the next call starts it again)."""
+        await self._offload(self._manager.stop, user_id)
 
     def stop_container(self, user_id: str) -> None:
         """Stop the user's container; its next call starts it again (files kept)."""

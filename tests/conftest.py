@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from tests
+
 import docker.errors
 import pytest
 

@@ -150,3 +150,15 @@ async def test_quota_refuses_writes_and_keeps_existing_files(make_executor, user
     )  # replacing counts the old size out
     _code, out, _ = await client.execute_bash(user_id, "ls -A")
     assert out.split() == ["one.bin"]  # nothing partial left behind
+
+
+async def test_workspace_downloads_as_a_zip_without_symlinked_files(executor, user_id):
+    import io
+    import zipfile
+
+    await executor.write_file(user_id, "a.txt", "A")
+    await executor.upload_file(user_id, "sub/b.bin", bytes(range(256)))
+    await executor.execute_bash(user_id, "ln -s /etc/passwd leak; mkfifo pipe")
+    archive = zipfile.ZipFile(io.BytesIO(await executor.download_workspace_zip(user_id)))
+    assert sorted(archive.namelist()) == ["a.txt", "sub/b.bin"]
+    assert archive.read("sub/b.bin") == bytes(range(256))

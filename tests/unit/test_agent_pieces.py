@@ -100,6 +100,14 @@ def test_upload_names_lose_their_directories(name, expected):
     assert upload_name(name) == expected
 
 
+def test_chat_titles_skip_code_fences():
+    from agent.service import chat_title
+
+    assert chat_title("```python\nprint(1)\n```") == "print(1)"
+    assert chat_title("", [("/workspace/sales.csv", 10)]) == "sales.csv"
+    assert chat_title("x" * 100) == "x" * 60
+
+
 def test_invalid_skill_is_logged_and_skipped(tmp_path, caplog):
     good = tmp_path / "good-skill"
     good.mkdir()

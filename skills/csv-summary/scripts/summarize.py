@@ -39,8 +39,9 @@ def chart(df: pd.DataFrame, path: str, max_columns: int) -> None:
     x = pd.to_datetime(df[first], errors="coerce") if df[first].dtype == object else df[first]
     fig, ax = plt.subplots(figsize=(9, 5))
     if x.notna().all() and x.is_monotonic_increasing and first not in numeric.columns:
-        for name in numeric.columns:
-            ax.plot(x, numeric[name], label=name)
+        by_x = numeric.groupby(x.values).sum()  # several rows per date: plot their totals
+        for name in by_x.columns:
+            ax.plot(by_x.index, by_x[name], marker="o", markersize=3, label=name)
         ax.set_xlabel(first)
         ax.legend()
         fig.autofmt_xdate()

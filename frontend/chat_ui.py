@@ -1,0 +1,233 @@
+"""Pure functions: chat events -> Gradio chat messages, file listings -> table rows. No server here.
+
+Messages are Gradio 6 "messages" dicts: `{"role", "content", "metadata"}`. A tool call is one
+assistant message whose `metadata.title` makes it a collapsible step; `status` is "pending" while
+it runs and "done" after, with its exit code, duration and (shortened) output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from agent.events import (
+    ChatEvent,
+    ErrorEvent,
+    FilesUploaded,
+    TextDelta,
+    TextFinal,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnDone,
+    UserMessage,
+)
+
+OUTPUT_SHOWN_CHARS = 4000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".bmp")
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def shorten(text: str, limit: int = OUTPUT_SHOWN_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return (
+        f"{text[:limit]}\n… ({len(text) - limit:,} more characters not shown here; "
+        "ask the agent to save the output to a file and download it)"
+    )
+
+
+def _fence(text: str, lang: str = "") -> str:
+    ticks = "````" if "```" in text else "```"
+    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
+
+
+def _one_line(text: str, limit: int = 70) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    more = len(text.strip().splitlines()) > 1 or len(first) > limit
+    return first[:limit] + (" …" if more else "")
+
+
+def tool_title(name: str, args: dict[str, Any]) -> str:
+    """What a collapsed tool step says: the tool and its main argument."""
+    if name == "execute_bash":
+        return f"Ran  {_one_line(str(args.get('command', '')))}"
+    if name in {"read_file", "write_file", "list_files"}:
+        return f"{name}  {args.get('path', '/workspace')}"
+    if name == "read_docstring":
+        return f"read_docstring  {args.get('module_path', '')}.{args.get('function_name', '')}"
+    if name == "load_skill":
+        return f"load_skill  {args.get('skill_name', '')}"
+    return name
+
+
+def tool_body(name: str, args: dict[str, Any]) -> str:
+    if name == "execute_bash":
+        return _fence(str(args.get("command", "")), "bash")
+    if name == "write_file":
+        return f"`{args.get('path')}`\n\n" + _fence(shorten(str(args.get("content", "")), 1500))
+    if not args:
+        return ""
+    return _fence(json.dumps(args, ensure_ascii=False, indent=1), "json")
+
+
+def tool_result(response: dict[str, Any]) -> tuple[str, str]:
+    """(verdict, markdown) for a finished tool call."""
+    if response.get("status") == "error":
+        hint = f"\n\n_{response['hint']}_" if response.get("hint") else ""
+        return "error", f"**Error:** {response.get('error', 'unknown error')}{hint}"
+    if "exit_code" in response:
+        code = response["exit_code"]
+        parts = [f"**exit {code}**" + (" (timed out)" if code == 124 else "")]
+        if response.get("stdout"):
+            parts.append(_fence(shorten(response["stdout"])))
+        if response.get("stderr"):
+            parts.append("stderr:\n" + _fence(shorten(response["stderr"])))
+        if not response.get("stdout") and not response.get("stderr"):
+            parts.append("_(no output)_")
+        if response.get("note"):
+            parts.append(f"_{response['note']}_")
+        return f"exit {code}", "\n\n".join(parts)
+    shown = {k: v for k, v in response.items() if k != "status"}
+    if "content" in shown:
+        return "ok", _fence(shorten(str(shown["content"])))
+    return "ok", _fence(shorten(json.dumps(shown, ensure_ascii=False, indent=1)), "json")
+
+
+class Transcript:
+    """The chat as Gradio messages, updated event by event (live or from stored history)."""
+
+    def __init__(self, messages: list[dict[str, Any]] | None = None) -> None:
+        self.messages: list[dict[str, Any]] = [dict(m) for m in messages or []]
+        self._text_index: int | None = None  # the reply message being streamed into
+        self._tools: dict[str, int] = {}
+
+    def add_user(self, text: str, files: Iterable[str] = ()) -> None:
+        for path in files:
+            self.messages.append({"role": "user", "content": {"path": path}})
+        if text.strip():
+            self.messages.append({"role": "user", "content": text})
+        self._text_index = None
+
+    def apply(self, event: ChatEvent) -> None:
+        if isinstance(event, UserMessage):
+            self.add_user(event.text)
+        elif isinstance(event, FilesUploaded):
+            listed = ", ".join(f"`{p}` ({human_size(s)})" for p, s in event.files)
+            self._say(f"Uploaded to the sandbox: {listed}", title="Files")
+        elif isinstance(event, TextDelta):
+            if self._text_index is None:
+                self.messages.append({"role": "assistant", "content": ""})
+                self._text_index = len(self.messages) - 1
+            message = self.messages[self._text_index]
+            self.messages[self._text_index] = {
+                **message,
+                "content": message["content"] + event.text,
+            }
+        elif isinstance(event, TextFinal):
+            if self._text_index is None:
+                self.messages.append({"role": "assistant", "content": event.text})
+            else:
+                self.messages[self._text_index] = {"role": "assistant", "content": event.text}
+            self._text_index = None
+        elif isinstance(event, ToolCallStarted):
+            self._text_index = None
+            self.messages.append(
+                {
+                    "role": "assistant",
+                    "content": tool_body(event.name, event.args),
+                    "metadata": {
+                        "title": tool_title(event.name, event.args),
+                        "status": "pending",
+                        "id": event.call_id,
+                    },
+                }
+            )
+            self._tools[event.call_id] = len(self.messages) - 1
+        elif isinstance(event, ToolCallFinished):
+            self._finish_tool(event)
+        elif isinstance(event, ErrorEvent):
+            self._text_index = None
+            self.messages.append({"role": "assistant", "content": f"**Error:** {event.message}"})
+        elif isinstance(event, TurnDone):
+            for index in self._tools.values():
+                metadata = self.messages[index].get("metadata", {})
+                if metadata.get("status") == "pending":
+                    self.messages[index] = {
+                        **self.messages[index],
+                        "metadata": {
+                            **metadata,
+                            "status": "done",
+                            "title": metadata["title"] + "  · stopped",
+                        },
+                    }
+            self._tools.clear()
+            self._text_index = None
+            if event.stopped:
+                self.messages.append({"role": "assistant", "content": "_Stopped._"})
+
+    def _say(self, text: str, title: str) -> None:
+        self.messages.append(
+            {"role": "assistant", "content": text, "metadata": {"title": title, "status": "done"}}
+        )
+
+    def _finish_tool(self, event: ToolCallFinished) -> None:
+        index = self._tools.pop(event.call_id, None)
+        if index is None:  # a response without its call (history cut): show it on its own
+            self.messages.append(
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "metadata": {"title": event.name, "status": "done"},
+                }
+            )
+            index = len(self.messages) - 1
+        message = self.messages[index]
+        verdict, result = tool_result(event.response)
+        duration = (
+            event.duration_s if event.duration_s is not None else event.response.get("duration_s")
+        )
+        metadata = dict(message.get("metadata", {}))
+        metadata["status"] = "done"
+        metadata["title"] = f"{metadata.get('title', event.name)}  · {verdict}"
+        if duration is not None:
+            metadata["duration"] = round(float(duration), 2)
+        body = message["content"]
+        self.messages[index] = {
+            "role": "assistant",
+            "content": f"{body}\n\n{result}" if body else result,
+            "metadata": metadata,
+        }
+
+
+def messages_from_history(events: Iterable[ChatEvent]) -> list[dict[str, Any]]:
+    transcript = Transcript()
+    for event in events:
+        transcript.apply(event)
+    transcript.apply(TurnDone())
+    return transcript.messages
+
+
+def file_rows(entries: Iterable[Any]) -> list[list[str]]:
+    """Rows for the file panel: path relative to /workspace, size, modified (files only)."""
+    rows = []
+    for entry in entries:
+        if entry.is_dir:
+            continue
+        relative = entry.path.removeprefix("/workspace/")
+        modified = datetime.fromtimestamp(entry.modified).strftime("%Y-%m-%d %H:%M")
+        rows.append([relative, human_size(entry.size), modified])
+    return rows
+
+
+def is_image(path: str) -> bool:
+    return path.lower().endswith(IMAGE_SUFFIXES)

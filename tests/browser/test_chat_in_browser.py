@@ -1,0 +1,170 @@
+"""The real app in Debian's Chromium: chat, tool steps, files, reload, sessions, stop, preview."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import artifact
+
+expect.set_options(timeout=30_000)
+
+pytestmark = [pytest.mark.docker, pytest.mark.browser]
+
+
+def open_app(page, url):
+    page.goto(url, wait_until="domcontentloaded")
+    wait_ready(page)
+
+
+def wait_ready(page):
+    page.locator("#chatbox textarea").wait_for()
+    expect(page.locator("#chats")).to_contain_text("New chat")  # on_load finished
+
+
+def send(page, text: str, files: list[str] | None = None):
+    if files:
+        page.locator("#chatbox input[type=file]").set_input_files(files)
+        expect(page.locator("#chatbox").get_by_role("listitem")).to_have_count(len(files))
+    box = page.locator("#chatbox textarea")
+    box.fill(text)
+    box.press("Enter")
+
+
+def wait_idle(page):
+    expect(page.locator("#chatbox textarea")).to_be_editable(timeout=60_000)
+
+
+def test_bash_block_output_shows_in_a_tool_step(page, app):
+    url, _ = app
+    open_app(page, url)
+    expect(page.locator("#model-banner")).to_contain_text("Offline model")
+    send(page, "```bash\necho tool-step-$((6*7))\n```")
+    step = page.locator("#chatbot").get_by_text("Ran  echo tool-step-$((6*7))")
+    expect(step.first).to_be_visible()
+    expect(page.locator("#chatbot").get_by_text("exit 0").first).to_be_visible()
+    wait_idle(page)
+    step.first.click()  # expand the collapsed step
+    expect(page.locator("#chatbot")).to_contain_text("tool-step-42")
+
+
+def test_upload_shows_in_panel_and_downloads_byte_exact(page, app, tmp_path):
+    url, _ = app
+    open_app(page, url)
+    original = tmp_path / "data.bin"
+    original.write_bytes(bytes(range(256)) * 64)
+    send(page, "$ ls -l /workspace", [str(original)])
+    expect(page.locator("#chatbot")).to_contain_text("data.bin")
+    wait_idle(page)
+    expect(page.locator("#files")).to_contain_text("data.bin")
+    page.locator("#file-picker input").click()
+    page.get_by_role("option", name="data.bin").click()
+    link = page.locator("#download a[href$='/data.bin']").first
+    expect(link).to_be_visible()
+    with page.expect_download() as download:
+        link.click()
+    assert Path(download.value.path()).read_bytes() == original.read_bytes()
+
+
+def test_upload_over_the_limit_is_refused_with_a_clear_message(page, app, tmp_path):
+    url, _ = app
+    open_app(page, url)
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"x" * 150_000)
+    page.locator("#chatbox input[type=file]").set_input_files(str(big))
+    expect(page.get_by_text("exceed the maximum allowed size").first).to_be_visible()
+    expect(page.get_by_text("big.csv").first).to_be_visible()
+    expect(page.locator("#chatbox").get_by_role("listitem")).to_have_count(0)
+    send(page, "$ ls /workspace; echo listed")
+    expect(page.locator("#chatbot")).to_contain_text("listed")
+    wait_idle(page)
+    expect(page.locator("#chatbot")).not_to_contain_text("big.csv")
+    expect(page.locator("#files")).not_to_contain_text("big.csv")
+
+
+def test_reload_resumes_the_chat_with_its_history_and_files(page, app):
+    url, _ = app
+    open_app(page, url)
+    send(page, "$ echo remember-me > note.txt && echo saved")
+    expect(page.locator("#chatbot")).to_contain_text("saved")
+    wait_idle(page)
+    expect(page.locator("#files")).to_contain_text("note.txt")
+    page.reload(wait_until="domcontentloaded")
+    expect(page.locator("#chatbot")).to_contain_text("echo remember-me")
+    expect(page.locator("#files")).to_contain_text("note.txt")
+
+
+def test_new_chat_starts_fresh_and_the_old_one_can_be_reopened(page, app):
+    url, _ = app
+    open_app(page, url)
+    send(page, "$ echo first-chat-marker")
+    expect(page.locator("#chatbot")).to_contain_text("first-chat-marker")
+    wait_idle(page)
+    page.locator("#new-chat").click()
+    expect(page.locator("#chatbot")).not_to_contain_text("first-chat-marker")
+    expect(page.locator("#files")).not_to_contain_text("note.txt")
+    page.locator("#chats").get_by_text("$ echo first-chat-marker").first.click()
+    expect(page.locator("#chatbot")).to_contain_text("first-chat-marker")
+
+
+def test_stop_ends_a_running_turn(page, app):
+    url, _ = app
+    open_app(page, url)
+    send(page, "$ sleep 60")
+    expect(page.locator("#chatbot").get_by_text("Ran  sleep 60")).to_be_visible()
+    started = time.monotonic()
+    page.locator("#stop").click()
+    expect(page.locator("#chatbot")).to_contain_text("Stopped.", timeout=15_000)
+    assert time.monotonic() - started < 15
+    wait_idle(page)
+
+
+def test_two_browser_contexts_get_two_containers(browser, app, docker_client):
+    url, service = app
+    label = f"mcp-code-executor.app={service.executor.settings.app_label}"
+
+    def sessions() -> set[str]:
+        found = docker_client.containers.list(all=True, filters={"label": label})
+        return {c.labels["mcp-code-executor.session"] for c in found}
+
+    before = sessions()
+    for marker in ("ctx-one", "ctx-two"):
+        context = browser.new_context()
+        page = context.new_page()
+        open_app(page, url)
+        send(page, f"$ echo {marker} > mine.txt; ls")
+        expect(page.locator("#files")).to_contain_text("mine.txt")
+        context.close()
+    assert len(sessions() - before) == 2
+
+
+def test_demo_walkthrough_from_the_example_buttons(page, app):
+    """The README's walkthrough: run a command, summarise the sample CSV, chart it, reload."""
+    url, _ = app
+    open_app(page, url)
+    examples = page.locator("button.gallery-item")
+    expect(examples).to_have_count(4)
+
+    def run_example(index: int, expected: str) -> None:
+        examples.nth(index).click()
+        expect(page.locator("#chatbox textarea")).not_to_be_empty()
+        page.locator("#chatbox textarea").press("Enter")
+        expect(page.locator("#chatbot")).to_contain_text(expected, timeout=60_000)
+        wait_idle(page)
+
+    run_example(0, "coderunner")  # run a command
+    run_example(1, "North")  # upload sales.csv (attached by the example) and summarise it
+    expect(page.locator("#files")).to_contain_text("sales.csv")
+    run_example(2, "chart saved to /workspace/sales_chart.png")  # the skill makes a chart
+    expect(page.locator("#files")).to_contain_text("sales_chart.png")
+    page.locator("#file-picker input").click()
+    page.get_by_role("option", name="sales_chart.png").click()
+    expect(page.locator("#preview img")).to_be_visible()
+    expect(page.locator("#download a[href$='/sales_chart.png']")).to_be_visible()
+    page.screenshot(path=str(artifact("demo.png")), full_page=True)
+    page.reload(wait_until="domcontentloaded")  # everything is still there
+    expect(page.locator("#chatbot")).to_contain_text("uname -srm")
+    expect(page.locator("#files")).to_contain_text("sales_chart.png")
