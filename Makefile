@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test image lint format bench clean-sandboxes
+.PHONY: run test image lint format bench doctor cleanup
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,5 +37,8 @@ bench: image
 	$(PY) bench/exec_latency.py
 	$(PY) bench/agent_overhead.py
 
-clean-sandboxes: $(STAMP)
-	$(PY) -m executor.shell --cleanup
+doctor: $(STAMP)
+	$(PY) -m frontend.cli doctor
+
+cleanup: $(STAMP)
+	$(PY) -m frontend.cli cleanup

@@ -61,6 +61,19 @@ class ExecutorSettings:
     output_flood_bytes: int = 64 << 20
     read_file_limit_bytes: int = 1 << 20
     max_timeout_s: float = 3600.0
+    # Warm pool: containers started ahead of time for new sessions (0 disables it).
+    pool_size: int = 2
+    pool_check_interval_s: float = 10.0  # how often dead or outdated pool members are replaced
+    # Where the executor remembers which pooled container and volume each session took.
+    state_dir: Path = PROJECT_ROOT / "data" / "executor"
+    # Per-user limits (the user is the owner part of a chat key); 0 = unlimited.
+    max_executions_per_minute: int = 60
+    max_concurrent_executions: int = 4
+    max_live_sessions: int = 10
+    # Audit log: one JSON line per execution, write, upload and download; rotated by size.
+    audit_log: Path = PROJECT_ROOT / "data" / "audit.jsonl"
+    audit_max_bytes: int = 10 << 20
+    audit_backups: int = 5
     # Lifecycle.
     idle_timeout_s: float = 900.0
     kill_grace_s: float = 5.0

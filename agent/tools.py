@@ -9,7 +9,6 @@ recover, never as an exception that ends the turn. Output handed to the model is
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +25,9 @@ from executor import (
     NotARegularFileError,
     PathNotAllowedError,
     QuotaExceededError,
+    RateLimitedError,
     SandboxFileNotFoundError,
+    chat_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ TOOL_NAMES = (
 
 def sandbox_key(user_id: str, session_id: str) -> str:
     """The executor key of one chat: the UI computes the same to reach the same container."""
-    return json.dumps([user_id, session_id])
+    return chat_key(user_id, session_id)
 
 
 def clip(text: str, limit: int) -> tuple[str, int]:
@@ -71,6 +72,11 @@ _HINTS: list[tuple[type[ExecutorError], str]] = [
     (FileTooLargeError, "Work on the file in parts, or reduce the data written."),
     (QuotaExceededError, "Delete files you no longer need from /workspace, then retry."),
     (InvalidArgumentError, "Fix the argument as the error says and call the tool again."),
+    (
+        RateLimitedError,
+        "A usage limit was reached: wait as the error says before retrying, and tell the user "
+        "why there is a pause.",
+    ),
 ]
 
 

@@ -14,11 +14,13 @@ from .errors import (
     NotARegularFileError,
     PathNotAllowedError,
     QuotaExceededError,
+    RateLimitedError,
     SandboxCommandError,
     SandboxFileNotFoundError,
     SandboxPathError,
     SandboxStartError,
 )
+from .keys import chat_key, split_key
 from .sandbox import ExecutionResult
 from .tools_index import ToolFunction
 
@@ -34,9 +36,12 @@ __all__ = [
     "NotARegularFileError",
     "PathNotAllowedError",
     "QuotaExceededError",
+    "RateLimitedError",
     "SandboxCommandError",
     "SandboxFileNotFoundError",
     "SandboxPathError",
     "SandboxStartError",
     "ToolFunction",
+    "chat_key",
+    "split_key",
 ]

@@ -14,7 +14,8 @@ import functools
 import json
 import math
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,12 @@ import docker
 from settings import ExecutorSettings
 
 from . import _hardening, tools_index
-from .errors import FileTooLargeError, InvalidArgumentError
+from .audit import AuditLog
+from .errors import ExecutorError, FileTooLargeError, InvalidArgumentError
+from .keys import split_key
+from .limits import UserLimits
 from .manager import SandboxManager
-from .sandbox import ExecutionResult
+from .sandbox import ExecutionResult, Sandbox
 from .tools_index import ToolFunction
 
 T = TypeVar("T")
@@ -71,6 +75,10 @@ class DockerExecutionClient:
         unknown = set(settings) - known
         if unknown:
             raise TypeError(f"unknown executor settings {sorted(unknown)}; known: {sorted(known)}")
+        paths = {f.name for f in dataclasses.fields(ExecutorSettings) if f.type in (Path, "Path")}
+        settings = {
+            k: Path(v) if k in paths and isinstance(v, str) else v for k, v in settings.items()
+        }
         spec = dataclasses.replace(ExecutorSettings(), image_name=image_name, **settings)
         if tools_path is not None:
             spec = dataclasses.replace(spec, tools_path=Path(tools_path))
@@ -89,6 +97,14 @@ class DockerExecutionClient:
         )
         self._pool = ThreadPoolExecutor(
             max_workers=spec.max_concurrency, thread_name_prefix="docker-exec"
+        )
+        self._audit = AuditLog(
+            spec.audit_log, max_bytes=spec.audit_max_bytes, backups=spec.audit_backups
+        )
+        self._limits = UserLimits(
+            per_minute=spec.max_executions_per_minute,
+            concurrent=spec.max_concurrent_executions,
+            live_sessions=spec.max_live_sessions,
         )
 
     @classmethod
@@ -120,6 +136,50 @@ class DockerExecutionClient:
                 cancel.set()  # the thread kills the command and returns shortly
             raise
 
+    async def _audited(
+        self,
+        key: str,
+        operation: str,
+        target: str,
+        call: Awaitable[T],
+        *,
+        bytes_in: int = 0,
+        exit_code: Callable[[T], int] | None = None,
+        bytes_out: Callable[[T], int] | None = None,
+    ) -> T:
+        """Await `call`, appending what it did (or how it failed) to the audit log."""
+        started = time.monotonic()
+        try:
+            result = await call
+        except (ExecutorError, asyncio.CancelledError) as exc:
+            error = "cancelled" if isinstance(exc, asyncio.CancelledError) else str(exc)
+            self._audit.record(
+                key,
+                operation,
+                target,
+                duration_s=time.monotonic() - started,
+                bytes_in=bytes_in,
+                error=f"{type(exc).__name__}: {error}",
+            )
+            raise
+        self._audit.record(
+            key,
+            operation,
+            target,
+            duration_s=time.monotonic() - started,
+            bytes_in=bytes_in,
+            exit_code=exit_code(result) if exit_code else None,
+            bytes_out=bytes_out(result) if bytes_out else 0,
+        )
+        return result
+
+    def _sandbox(self, key: str) -> Sandbox:
+        """The key's Sandbox, refusing a new live session beyond the user's limit."""
+        owner, _ = split_key(key)
+        live = self._manager.live_keys(owner)
+        self._limits.check_session(owner, key, live, self.settings.idle_timeout_s)
+        return self._manager.get(key)
+
     # -- commands ------------------------------------------------------------------------
 
     def _check_timeout(self, timeout: float) -> float:
@@ -150,12 +210,22 @@ class DockerExecutionClient:
         timeout = self._check_timeout(timeout)
         self._check_command(command)
         cancel = threading.Event()
-        return await self._offload(self._run_sync, user_id, command, timeout, cancel, cancel=cancel)
+        owner, _ = split_key(user_id)
+        with self._limits.execution(owner):
+            return await self._audited(
+                user_id,
+                "execute",
+                command,
+                self._offload(self._run_sync, user_id, command, timeout, cancel, cancel=cancel),
+                bytes_in=len(command.encode("utf-8", "replace")),
+                exit_code=lambda r: r.exit_code,
+                bytes_out=lambda r: len(r.stdout) + len(r.stderr),
+            )
 
     def _run_sync(
         self, user_id: str, command: str, timeout: float, cancel: threading.Event
     ) -> ExecutionResult:
-        return self._manager.get(user_id).run_bash(command, timeout, cancel)
+        return self._sandbox(user_id).run_bash(command, timeout, cancel)
 
     async def execute_bash(
         self, user_id: str, command: str, timeout: float = 30
@@ -177,7 +247,7 @@ class DockerExecutionClient:
         stdin: bytes | None = None,
         stdout_limit: int = 1 << 20,
     ) -> tuple[bytes, dict[str, Any]]:
-        sandbox = self._manager.get(user_id)
+        sandbox = self._sandbox(user_id)
         timeout = 60 + (len(stdin or b"") + stdout_limit) / (20 << 20)
         return sandbox.file_op(op, args, stdin=stdin, stdout_limit=stdout_limit, timeout_s=timeout)
 
@@ -246,29 +316,31 @@ class DockerExecutionClient:
                 f"{path} is {len(data):,} bytes, over the per-file limit of "
                 f"{self.settings.max_file_bytes:,} bytes"
             )
-        await self._offload(
-            self._file_op,
+        args = {"path": path, "size": len(data), "quota": self.settings.workspace_quota_bytes}
+        await self._audited(
             user_id,
-            "write",
-            {
-                "path": path,
-                "size": len(data),
-                "quota": self.settings.workspace_quota_bytes,
-            },
-            stdin=data,
-            stdout_limit=4096,
+            "upload",
+            path,
+            self._offload(self._file_op, user_id, "write", args, stdin=data, stdout_limit=4096),
+            bytes_in=len(data),
         )
 
     async def download_file(self, user_id: str, path: str) -> bytes:
         """The bytes of a file under /workspace (up to the per-file limit)."""
         self._check_path(path)
         limit = self.settings.max_file_bytes
-        data, _ = await self._offload(
-            self._file_op,
+        data, _ = await self._audited(
             user_id,
             "download",
-            {"path": path, "limit": limit},
-            stdout_limit=limit,
+            path,
+            self._offload(
+                self._file_op,
+                user_id,
+                "download",
+                {"path": path, "limit": limit},
+                stdout_limit=limit,
+            ),
+            bytes_out=lambda r: len(r[0]),
         )
         return data
 
@@ -289,8 +361,14 @@ class DockerExecutionClient:
     async def download_workspace_zip(self, user_id: str) -> bytes:
         """All of /workspace as a zip archive (regular files; symlinks skipped)."""
         limit = self.settings.workspace_quota_bytes
-        data, _ = await self._offload(
-            self._file_op, user_id, "zip", {"limit": limit}, stdout_limit=limit + (64 << 20)
+        data, _ = await self._audited(
+            user_id,
+            "download",
+            "/workspace (zip)",
+            self._offload(
+                self._file_op, user_id, "zip", {"limit": limit}, stdout_limit=limit + (64 << 20)
+            ),
+            bytes_out=lambda r: len(r[0]),
         )
         return data
 
@@ -344,5 +422,6 @@ class DockerExecutionClient:
         """Shut down: remove this app's containers (volumes stay) and stop the worker threads."""
         if remove_containers and self._manager._started:
             await self._offload(self._manager.remove_all)
-        self._manager.close()
+        await self._offload(self._manager.close)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._audit.close()

@@ -11,6 +11,7 @@
     │   └── NotARegularFileError    a directory, FIFO or device where a file was expected
     ├── FileTooLargeError           over the per-file limit
     ├── QuotaExceededError          the workspace would exceed its quota
+    ├── RateLimitedError            a per-user limit; says which and when to retry
     └── SandboxCommandError         an internal operation failed unexpectedly in the container
 
 A command that exits non-zero or times out is not an error: `execute_bash` returns its exit code
@@ -66,6 +67,15 @@ class FileTooLargeError(ExecutorError):
 
 class QuotaExceededError(ExecutorError):
     """The write would take the workspace over its quota."""
+
+
+class RateLimitedError(ExecutorError):
+    """A per-user limit was reached; `limit` names it, `retry_after_s` says when to retry."""
+
+    def __init__(self, message: str, *, limit: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after_s = retry_after_s
 
 
 class SandboxCommandError(ExecutorError):

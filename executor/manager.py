@@ -21,7 +21,11 @@ import docker.errors
 import docker
 from settings import ExecutorSettings
 
+from . import _hardening
+from ._registry import WorkspaceRegistry
 from .errors import DockerUnavailableError, ImageNotFoundError
+from .keys import split_key
+from .pool import POOL_LABEL, WarmPool
 from .sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
@@ -68,6 +72,10 @@ class SandboxManager:
         self._started = False
         self._closing = threading.Event()
         self._reaper: threading.Thread | None = None
+        self.pool: WarmPool | None = None
+        self.registry = WorkspaceRegistry(
+            spec.state_dir / f"{spec.app_label}-workspaces.json" if spec.state_dir else None
+        )
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -102,10 +110,22 @@ class SandboxManager:
                 ) from exc
             self._client = client
             self._sweep(image_id)
-            self._reaper = threading.Thread(
-                target=self._reap_loop, name="sandbox-reaper", daemon=True
-            )
-            self._reaper.start()
+            if self._reaper is None:
+                self._reaper = threading.Thread(
+                    target=self._reap_loop, name="sandbox-reaper", daemon=True
+                )
+                self._reaper.start()
+            if self.spec.pool_size > 0:
+                self.pool = WarmPool(
+                    client,
+                    size=self.spec.pool_size,
+                    app_label=self.spec.app_label,
+                    labels={APP_LABEL: self.spec.app_label},
+                    container_kwargs=self._pool_container_kwargs,
+                    image_id=lambda: client.images.get(self.spec.image_name).id,
+                    check_every_s=self.spec.pool_check_interval_s,
+                )
+                self.pool.start()
             self._started = True
 
     def _labels(self, user_id: str) -> dict[str, str]:
@@ -115,37 +135,76 @@ class SandboxManager:
             USER_LABEL: user_id[:1024],
         }
 
-    def _sweep(self, image_id: str) -> None:
-        """Adopt this app's containers from an earlier process; remove those of an old image."""
-        assert self._client is not None
-        found = self._client.containers.list(
-            all=True, filters={"label": f"{APP_LABEL}={self.spec.app_label}"}
+    def _pool_container_kwargs(self, name: str, volume: str) -> dict:
+        assert self.pool is not None
+        return _hardening.container_kwargs(
+            self.spec,
+            name=name,
+            volume=volume,
+            labels=self.pool.labels,
+            tools_path=self.tools_path,
+            skills_path=self.skills_path,
         )
-        for container in found:
-            user_id = container.labels.get(USER_LABEL)
+
+    def _sweep(self, image_id: str) -> None:
+        """Adopt this app's containers from an earlier process; remove those of an old image
+        and unclaimed pool members (with their volumes)."""
+        assert self._client is not None
+        selector = {"label": f"{APP_LABEL}={self.spec.app_label}"}
+        claimed = self.registry.names()
+        for container in self._client.containers.list(all=True, filters=selector):
+            pooled = container.labels.get(POOL_LABEL) == "1"
+            user_id = (
+                self.registry.key_of_container(container.name)
+                if pooled
+                else container.labels.get(USER_LABEL)
+            )
             if container.attrs.get("Image") != image_id or user_id is None:
-                logger.info("removing leftover sandbox %s (old image)", container.name)
+                logger.info("removing leftover sandbox %s", container.name)
                 container.remove(force=True)
                 continue
-            if container_name(self.spec.app_label, user_id) != container.name:
+            if not pooled and container_name(self.spec.app_label, user_id) != container.name:
                 continue  # the label could not hold the id exactly; found by name on next use
-            sandbox = self._new_sandbox(user_id, container_id=container.id)
-            self._sandboxes[user_id] = sandbox
+            self._sandboxes[user_id] = self._new_sandbox(user_id, container_id=container.id)
             logger.info("adopted sandbox %s (%s)", container.name, container.status)
+        pool_volumes = {"label": [f"{APP_LABEL}={self.spec.app_label}", f"{POOL_LABEL}=1"]}
+        for volume in self._client.volumes.list(filters=pool_volumes):
+            if volume.name not in claimed:
+                try:
+                    volume.remove(force=True)
+                except docker.errors.APIError as exc:  # still mounted by a container going away
+                    logger.warning("could not remove leftover pool volume %s: %s", volume.name, exc)
 
     def _new_sandbox(self, user_id: str, container_id: str | None = None) -> Sandbox:
-        name = container_name(self.spec.app_label, user_id)
+        registered = self.registry.get(user_id)
+        name, volume = registered or (
+            container_name(self.spec.app_label, user_id),
+            f"{container_name(self.spec.app_label, user_id)}-workspace",
+        )
         return Sandbox(
             self._client,
             self.spec,
             user_id=user_id,
             name=name,
-            volume=f"{name}-workspace",
+            volume=volume,
             labels=self._labels(user_id),
             tools_path=self.tools_path,
             skills_path=self.skills_path,
             container_id=container_id,
+            claim=None if registered else self._claim,
         )
+
+    def _claim(self, sandbox: Sandbox) -> bool:
+        """Give a new session a warm-pool container (recorded, so its volume is found again)."""
+        if self.pool is None:
+            return False
+        member = self.pool.claim()
+        if member is None:
+            return False
+        self.registry.set(sandbox.user_id, member.name, member.volume)
+        sandbox.attach(name=member.name, volume=member.volume, container_id=member.container_id)
+        logger.info("session took pool member %s", member.name)
+        return True
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -157,6 +216,15 @@ class SandboxManager:
             if sandbox is None:
                 sandbox = self._sandboxes[user_id] = self._new_sandbox(user_id)
             return sandbox
+
+    def live_keys(self, owner: str) -> set[str]:
+        """Keys of `owner` whose containers are running now."""
+        with self._lock:
+            return {
+                key
+                for key, sandbox in self._sandboxes.items()
+                if sandbox.is_live() and split_key(key)[0] == owner
+            }
 
     def stop(self, user_id: str) -> None:
         with self._lock:
@@ -170,11 +238,17 @@ class SandboxManager:
         with self._lock:
             sandbox = self._sandboxes.pop(user_id, None) or self._new_sandbox(user_id)
         sandbox.remove(volume=volume)
+        if volume:
+            self.registry.drop(user_id)
 
     def remove_all(self, *, volumes: bool = False) -> None:
         """Remove every container (and volume, when asked) with this app's label."""
         self.start()
         assert self._client is not None
+        if self.pool is not None:
+            self.pool.close()  # its members go too; a later start() makes a new pool
+            self.pool = None
+            self._started = False
         with self._lock:
             self._sandboxes.clear()
         selector = {"label": f"{APP_LABEL}={self.spec.app_label}"}
@@ -185,6 +259,7 @@ class SandboxManager:
             for volume in self._client.volumes.list(filters=selector):
                 with contextlib.suppress(docker.errors.NotFound):
                     volume.remove(force=True)
+            self.registry.clear()
 
     # -- idle reaping --------------------------------------------------------------------
 
@@ -219,5 +294,8 @@ class SandboxManager:
                 logger.warning("idle reaper: %s", exc)
 
     def close(self) -> None:
-        """Stop the reaper thread (containers stay; see remove_all)."""
+        """Stop the reaper and remove unclaimed pool members (session containers stay)."""
         self._closing.set()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None

@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,7 @@ class Sandbox:
         tools_path: Path | None,
         skills_path: Path | None,
         container_id: str | None = None,
+        claim: Callable[[Sandbox], bool] | None = None,
     ) -> None:
         self.client = client
         self.spec = spec
@@ -138,6 +140,7 @@ class Sandbox:
         self._container_id = container_id
         self._running = False
         self.stopped_idle = False  # stopped by the idle reaper; started again on next use
+        self._claim = claim  # takes a warm-pool container for a session that has none yet
 
     # -- container lifecycle -------------------------------------------------------------
 
@@ -150,6 +153,12 @@ class Sandbox:
             info = api.inspect_container(self.name)
         except docker.errors.NotFound:
             info = None
+        claim, self._claim = self._claim, None  # a session claims at most once, ever
+        if info is None and claim is not None and claim(self):
+            self._running = True  # a fresh pooled container, now this session's
+            self.stopped_idle = False
+            assert self._container_id is not None
+            return self._container_id
         image_id = self._image_id()
         if info is not None and info.get("Image") != image_id:
             logger.info(
@@ -175,6 +184,14 @@ class Sandbox:
         self._running = True
         self.stopped_idle = False
         return self._container_id
+
+    def is_live(self) -> bool:
+        """Whether this session's container is (as far as we know) running."""
+        return self._running and not self.stopped_idle
+
+    def attach(self, *, name: str, volume: str, container_id: str) -> None:
+        """Make an existing container (a claimed pool member) this session's."""
+        self.name, self.volume, self._container_id = name, volume, container_id
 
     def _image_id(self) -> str:
         try:

@@ -28,6 +28,15 @@ HOSTILE_IDS = [
     "\ud800",
 ]
 
+# Tests of other behaviour run without the warm pool and per-user limits; their own tests turn
+# them on explicitly.
+NO_EXTRAS = {
+    "pool_size": 0,
+    "max_executions_per_minute": 0,
+    "max_concurrent_executions": 0,
+    "max_live_sessions": 0,
+}
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -58,20 +67,31 @@ def app_label() -> str:
 
 
 @pytest.fixture(scope="session")
-def executor(docker_client, app_label):
+def state_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("executor-state")
+
+
+@pytest.fixture(scope="session")
+def executor(docker_client, app_label, state_dir):
     """One client for the whole run; tests use distinct user_ids. Removes everything at the end."""
-    client = DockerExecutionClient(app_label=app_label)
+    client = DockerExecutionClient(
+        app_label=app_label, state_dir=state_dir, audit_log=state_dir / "audit.jsonl", **NO_EXTRAS
+    )
     yield client
     client.cleanup_all(remove_volumes=True)
 
 
 @pytest.fixture
-def make_executor(docker_client, app_label):
+def make_executor(docker_client, app_label, state_dir):
     """Factory for clients with other settings (own label each); all removed at test end."""
     made: list[DockerExecutionClient] = []
 
     def make(**settings) -> DockerExecutionClient:
         settings.setdefault("app_label", f"{app_label}-{len(made)}")
+        for name, value in NO_EXTRAS.items():
+            settings.setdefault(name, value)
+        settings.setdefault("state_dir", state_dir)
+        settings.setdefault("audit_log", state_dir / f"audit-{len(made)}.jsonl")
         client = DockerExecutionClient(**settings)
         made.append(client)
         return client

@@ -159,7 +159,9 @@ async def test_history_and_sandbox_survive_a_new_service_instance(
     first = make_service(model="offline", data_dir=data)
     session = await first.new_session("gina")
     await collect(first.stream("gina", session, "$ echo persisted > p.txt && echo written"))
-    restarted_executor = DockerExecutionClient(app_label=app_label)  # a "restarted app"
+    restarted_executor = DockerExecutionClient(  # a "restarted app"
+        app_label=app_label, pool_size=0, state_dir=first.executor.settings.state_dir
+    )
     import dataclasses
 
     from agent.service import ChatService
@@ -213,3 +215,24 @@ async def test_a_failing_model_gives_a_readable_error_and_the_chat_goes_on(make_
     assert "Traceback" not in errors[-1].message
     assert events[-1] == TurnDone(stopped=False)
     assert not service.is_running("ivy", session)
+
+
+async def test_a_rate_limit_reaches_the_model_in_words(make_executor, tmp_path):
+    import dataclasses
+
+    from agent.service import ChatService
+    from settings import load_settings
+
+    executor = make_executor(max_executions_per_minute=1)
+    llm = ScriptedLlm(
+        steps=[[("execute_bash", {"command": "true"})], [("execute_bash", {"command": "true"})]]
+    )
+    settings = dataclasses.replace(load_settings({}), data_dir=tmp_path / "limits")
+    service = ChatService(settings, executor=executor, model=llm)
+    session = await service.new_session("greta")
+    first, second = finished(await collect(service.stream("greta", session, "twice")))
+    assert first.response["exit_code"] == 0
+    assert second.response["status"] == "error"
+    assert "executions per minute" in second.response["error"]
+    assert "wait" in second.response["hint"]
+    await service.runner.close()

@@ -54,7 +54,12 @@ def start_app(app_label: str, data_dir: Path, **overrides):
     base = load_settings({})  # hermetic: no .env, no API key -> the offline model
     settings = dataclasses.replace(
         base,
-        executor=ExecutorSettings(app_label=app_label),
+        executor=ExecutorSettings(
+            app_label=app_label,
+            pool_size=0,
+            state_dir=data_dir / "executor",
+            audit_log=data_dir / "audit.jsonl",
+        ),
         data_dir=data_dir,
         port=free_port(),
         **overrides,

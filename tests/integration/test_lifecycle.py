@@ -84,7 +84,9 @@ async def test_a_new_process_adopts_containers_left_by_an_earlier_one(
     container_id = docker_client.containers.get(
         container_name(first.settings.app_label, user_id)
     ).id
-    second = DockerExecutionClient(app_label=first.settings.app_label)
+    second = DockerExecutionClient(
+        app_label=first.settings.app_label, pool_size=0, state_dir=first.settings.state_dir
+    )
     await second.start()
     code, out, _ = await second.execute_bash(user_id, "cat a.txt")
     assert (code, out) == (0, "from the first process")

@@ -1,0 +1,208 @@
+"""Command line: `doctor` checks the installation, `cleanup` removes what this app created.
+
+    python -m frontend.cli doctor
+    python -m frontend.cli cleanup [--yes]
+    python -m frontend.cli run          # the web app (same as `make run`)
+
+(`make doctor`, `make cleanup` and `make run` call these.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import docker.errors
+
+import docker
+from executor.image import image_status
+from executor.manager import APP_LABEL
+from executor.pool import POOL_LABEL
+from settings import ConfigError, Settings, load_settings, model_name
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str  # "ok", "warn" or "fail"
+    what: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = {"ok": "[ok]  ", "warn": "[warn]", "fail": "[FAIL]"}[self.status]
+        return f"{mark} {self.what}" + (f"\n       fix: {self.fix}" if self.fix else "")
+
+
+def _docker_checks(settings: Settings) -> list[Check]:
+    spec = settings.executor
+    try:
+        client = docker.from_env(timeout=10)
+        version = client.version()
+    except docker.errors.DockerException as exc:
+        return [
+            Check(
+                "fail",
+                f"Docker is not reachable ({exc})",
+                "start the daemon (`sudo systemctl start docker` or `sudo dockerd &`) and "
+                "check DOCKER_HOST and your access to the Docker socket",
+            )
+        ]
+    checks = [Check("ok", f"Docker {version.get('Version')} (API {version.get('ApiVersion')})")]
+    status = image_status(client, spec.image_name)
+    if status == "current":
+        checks.append(Check("ok", f"sandbox image {spec.image_name} is current"))
+    else:
+        checks.append(
+            Check("fail", f"sandbox image {spec.image_name} is {status}", "run `make image`")
+        )
+    selector = {"label": [f"{APP_LABEL}={spec.app_label}", f"{POOL_LABEL}=1"]}
+    members = client.containers.list(all=True, filters=selector)
+    running = [c for c in members if c.status == "running"]
+    if spec.pool_size <= 0:
+        checks.append(Check("ok", "warm pool is off (EXECUTOR_POOL_SIZE=0)"))
+    elif len(running) != len(members):
+        checks.append(
+            Check(
+                "warn",
+                f"warm pool: {len(members) - len(running)} of "
+                f"{len(members)} unclaimed members are not running",
+                "the running app replaces them; otherwise run `make cleanup`",
+            )
+        )
+    else:
+        checks.append(
+            Check(
+                "ok",
+                f"warm pool: {len(running)} ready of {spec.pool_size} "
+                "(0 while the app is not running)",
+            )
+        )
+    sessions = client.containers.list(all=True, filters={"label": f"{APP_LABEL}={spec.app_label}"})
+    checks.append(Check("ok", f"{len(sessions) - len(members)} session container(s) exist"))
+    return checks
+
+
+def _writable_checks(settings: Settings) -> list[Check]:
+    checks = []
+    for label, folder in (
+        ("data directory", settings.data_dir),
+        ("executor state directory", settings.executor.state_dir),
+        ("audit log directory", settings.executor.audit_log.parent),
+    ):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder):
+                pass
+            checks.append(Check("ok", f"{label} {folder} is writable"))
+        except OSError as exc:
+            checks.append(
+                Check(
+                    "fail",
+                    f"{label} {folder} is not writable ({exc.strerror})",
+                    "create it and make it writable, or point the setting elsewhere",
+                )
+            )
+    return checks
+
+
+def _model_check(settings: Settings) -> Check:
+    name = model_name(settings)
+    if name.startswith("offline"):
+        return Check(
+            "warn",
+            "model: the offline model (runs the code you send; no AI)",
+            "set GOOGLE_API_KEY in .env for Gemini, or APP_MODEL to another model",
+        )
+    if "/" in name and importlib.util.find_spec("litellm") is None:
+        return Check(
+            "fail",
+            f"model: {name} needs LiteLLM, which is not installed",
+            "`.venv/bin/pip install 'litellm<1.106.3'` and the provider's API key",
+        )
+    if name.startswith("gemini") and not settings.google_api_key_set:
+        return Check(
+            "fail",
+            f"model: {name} but no GOOGLE_API_KEY / GEMINI_API_KEY is set",
+            "put GOOGLE_API_KEY=... in .env",
+        )
+    return Check("ok", f"model: {name}")
+
+
+def doctor() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(
+            Check("fail", f"settings: {exc}", "fix the variable in .env or the environment").line()
+        )
+        return 1
+    checks = [
+        Check("ok", "settings load"),
+        *_docker_checks(settings),
+        *_writable_checks(settings),
+        _model_check(settings),
+    ]
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if c.status == "fail"]
+    print(f"\n{len(failed)} problem(s) found." if failed else "\nAll good.")
+    return 1 if failed else 0
+
+
+def cleanup(yes: bool) -> int:
+    """Remove every container and pool member of this app; volumes (chat files) after asking."""
+    from executor import DockerExecutionClient
+
+    settings = load_settings()
+    spec = settings.executor
+    client = docker.from_env(timeout=60)
+    selector = {"label": f"{APP_LABEL}={spec.app_label}"}
+    containers = client.containers.list(all=True, filters=selector)
+    for container in containers:
+        container.remove(force=True)
+    print(f"removed {len(containers)} container(s) (sessions and warm-pool members)")
+    volumes = client.volumes.list(filters=selector)
+    if not volumes:
+        print("no workspace volumes")
+        return 0
+    if not yes:
+        if not sys.stdin.isatty():
+            print(f"kept {len(volumes)} workspace volume(s); pass --yes to delete them")
+            return 0
+        answer = input(
+            f"Delete {len(volumes)} workspace volume(s), i.e. every chat's files? [y/N] "
+        )
+        if answer.strip().lower() not in {"y", "yes"}:
+            print(f"kept {len(volumes)} workspace volume(s)")
+            return 0
+    DockerExecutionClient.from_settings(spec, pool_size=0).cleanup_all(remove_volumes=True)
+    print(f"removed {len(volumes)} workspace volume(s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m frontend.cli",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("doctor", help="check Docker, the image, the pool, directories, the model")
+    clean = commands.add_parser("cleanup", help="remove every container and volume of this app")
+    clean.add_argument("--yes", action="store_true", help="also delete volumes without asking")
+    commands.add_parser("run", help="start the web app")
+    args = parser.parse_args(argv)
+    if args.command == "doctor":
+        return doctor()
+    if args.command == "cleanup":
+        return cleanup(args.yes)
+    from .app import main as run_app
+
+    run_app()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Operations: the audit log and per-user limits, against real Docker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from executor import DockerExecutionClient, RateLimitedError, chat_key
+
+pytestmark = pytest.mark.docker
+
+CANARY = "host-secret-canary-7f3a9"
+
+
+def audit_lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_every_operation_is_audited_without_host_secrets(
+    monkeypatch, app_label, state_dir, docker_client
+):
+    monkeypatch.setenv("GOOGLE_API_KEY", CANARY)
+    log = state_dir / "audit-ops.jsonl"
+    client = DockerExecutionClient(
+        app_label=f"{app_label}-audit", pool_size=0, state_dir=state_dir, audit_log=log
+    )
+    key = chat_key("alice", "chat-1")
+    try:
+        await client.execute_bash(key, f"echo {CANARY} | wc -c; exit 3")
+        await client.write_file(key, "notes.txt", "hello")
+        await client.upload_file(key, "data.bin", b"\0" * 1000)
+        assert await client.download_file(key, "data.bin") == b"\0" * 1000
+        with pytest.raises(FileNotFoundError):
+            await client.download_file(key, "missing.bin")
+    finally:
+        client.cleanup_all(remove_volumes=True)
+    text = log.read_text()
+    assert CANARY not in text
+    lines = audit_lines(log)
+    assert [(e["operation"], e["target"]) for e in lines] == [
+        ("execute", "echo [REDACTED] | wc -c; exit 3"),
+        ("upload", "notes.txt"),
+        ("upload", "data.bin"),
+        ("download", "data.bin"),
+        ("download", "missing.bin"),
+    ]
+    execute, _, upload, download, missing = lines
+    assert (execute["user"], execute["session"], execute["exit_code"]) == ("alice", "chat-1", 3)
+    assert execute["duration_s"] > 0
+    assert upload["bytes_in"] == 1000
+    assert download["bytes_out"] == 1000
+    assert "SandboxFileNotFoundError" in missing["error"]
+    assert all(e["time"].endswith("Z") for e in lines)
+
+
+async def test_audit_log_rotates_by_size(make_executor, state_dir, user_id):
+    log = state_dir / "audit-rotate.jsonl"
+    client = make_executor(audit_log=log, audit_max_bytes=1500, audit_backups=2)
+    for i in range(12):
+        await client.execute_bash(user_id, f"echo {i}")
+    assert log.exists()
+    assert (state_dir / "audit-rotate.jsonl.1").exists()
+    assert log.stat().st_size <= 1500
+
+
+async def test_executions_per_minute_limit_and_recovery(make_executor, monkeypatch):
+    monkeypatch.setattr("executor.limits._WINDOW_S", 2.0)  # a short window, same logic
+    client = make_executor(max_executions_per_minute=3)
+    mine, other = chat_key("bob", "c"), chat_key("carol", "c")
+    for _ in range(3):
+        assert (await client.execute_bash(mine, "true"))[0] == 0
+    with pytest.raises(RateLimitedError, match="3 executions per minute") as info:
+        await client.execute_bash(mine, "true")
+    assert info.value.limit == "executions_per_minute"
+    assert 0 < info.value.retry_after_s <= 2
+    assert (await client.execute_bash(other, "true"))[0] == 0  # other users are not affected
+    await asyncio.sleep(info.value.retry_after_s + 0.2)
+    assert (await client.execute_bash(mine, "echo back"))[:2] == (0, "back\n")
+
+
+async def test_concurrent_executions_limit(make_executor):
+    client = make_executor(max_concurrent_executions=1)
+    key = chat_key("dave", "c")
+    first = asyncio.create_task(client.execute_bash(key, "sleep 1.5; echo first"))
+    await asyncio.sleep(0.5)
+    with pytest.raises(RateLimitedError, match="executions at once"):
+        await client.execute_bash(chat_key("dave", "other-chat"), "true")
+    assert (await first)[1] == "first\n"
+    assert (await client.execute_bash(key, "true"))[0] == 0
+
+
+async def test_live_sessions_limit_and_recovery(make_executor):
+    client = make_executor(max_live_sessions=2)
+    a, b, c = (chat_key("erin", s) for s in "abc")
+    await client.execute_bash(a, "true")
+    await client.write_file(b, "x.txt", "x")
+    started = time.monotonic()
+    with pytest.raises(RateLimitedError, match="2 live sessions"):
+        await client.execute_bash(c, "true")
+    assert time.monotonic() - started < 1  # refused before any container is made
+    await client.execute_bash(chat_key("frank", "a"), "true")  # another user
+    await client.stop(a)
+    assert (await client.execute_bash(c, "echo ok"))[:2] == (0, "ok\n")
+    assert await client.read_file(b, "x.txt") == "x"  # nothing lost

@@ -1,0 +1,117 @@
+"""The warm pool: fast first commands, strict isolation, refill, persistence and clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from executor import DockerExecutionClient
+from executor.pool import POOL_LABEL
+
+pytestmark = pytest.mark.docker
+
+
+async def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+def pool_containers(docker_client, label: str) -> list:
+    return docker_client.containers.list(
+        all=True, filters={"label": [f"mcp-code-executor.app={label}", f"{POOL_LABEL}=1"]}
+    )
+
+
+@pytest.fixture
+async def pooled(make_executor):
+    client = make_executor(pool_size=2, pool_check_interval_s=0.5)
+    await client.start()
+    pool = client._manager.pool
+    await wait_for(lambda: pool.ready() == 2, what="the pool to fill")
+    return client
+
+
+async def test_new_session_takes_a_ready_container_and_the_pool_refills(pooled, docker_client):
+    pool = pooled._manager.pool
+    ready_names = {c.name for c in pool_containers(docker_client, pooled.settings.app_label)}
+    code, out, _ = await pooled.execute_bash("pool-user-a", "echo hi")
+    assert (code, out) == (0, "hi\n")
+    taken = pooled._manager.get("pool-user-a").name
+    assert taken in ready_names  # no container start on the first command
+    await wait_for(lambda: pool.ready() == 2, what="the refill")
+    assert len(pool_containers(docker_client, pooled.settings.app_label)) == 3  # never above size
+
+
+async def test_nothing_of_one_session_is_visible_to_the_next(pooled):
+    await pooled.execute_bash(
+        "pool-first",
+        "echo mine > /workspace/secret.txt; echo mine > /tmp/secret.txt; echo mine > ~/secret.txt",
+    )
+    code, out, _ = await pooled.execute_bash(
+        "pool-second",
+        "ls -A /workspace /tmp ~; ps -eo user=,args= | grep -c '^coderun.*sleep' || true",
+    )
+    assert code == 0
+    assert "secret" not in out
+    first, second = (pooled._manager.get(u).name for u in ("pool-first", "pool-second"))
+    assert first != second
+
+
+async def test_a_killed_pool_member_is_replaced(pooled, docker_client):
+    pool = pooled._manager.pool
+    victim = pool_containers(docker_client, pooled.settings.app_label)[0]
+    victim.kill()
+    await wait_for(
+        lambda: (
+            victim.name
+            not in {c.name for c in pool_containers(docker_client, pooled.settings.app_label)}
+        ),
+        what="the dead member to be discarded",
+    )
+    await wait_for(lambda: pool.ready() == 2, what="a replacement")
+    code, _, _ = await pooled.execute_bash("after-kill", "true")
+    assert code == 0
+
+
+async def test_pooled_workspace_survives_removal_and_restart(pooled, docker_client, state_dir):
+    await pooled.write_file("keeper", "k.txt", "kept")
+    name = pooled._manager.get("keeper").name
+    docker_client.containers.get(name).remove(force=True)
+    assert await pooled.read_file("keeper", "k.txt") == "kept"  # recreated on the same volume
+    # A new process (same label and state) finds the session's pooled container and volume.
+    again = DockerExecutionClient(
+        app_label=pooled.settings.app_label, pool_size=0, state_dir=pooled.settings.state_dir
+    )
+    assert await again.read_file("keeper", "k.txt") == "kept"
+
+
+async def test_unclaimed_members_are_removed_at_shutdown_and_after_a_crash(
+    make_executor, docker_client
+):
+    crashed = make_executor(pool_size=2, pool_check_interval_s=0.5)
+    await crashed.start()
+    await wait_for(lambda: crashed._manager.pool.ready() == 2, what="the pool to fill")
+    label = crashed.settings.app_label
+    crashed._manager.pool._closing.set()  # the process "dies": nothing is cleaned up
+    crashed._manager.pool._wake.set()
+    assert len(pool_containers(docker_client, label)) == 2
+    successor = DockerExecutionClient(
+        app_label=label,
+        pool_size=1,
+        pool_check_interval_s=0.5,
+        state_dir=crashed.settings.state_dir,
+    )
+    await successor.start()  # sweeps the unclaimed members of the crashed process
+    await wait_for(lambda: successor._manager.pool.ready() == 1, what="the new pool")
+    assert len(pool_containers(docker_client, label)) == 1
+    await successor.aclose(remove_containers=False)
+    assert pool_containers(docker_client, label) == []
+    volumes = docker_client.volumes.list(
+        filters={"label": [f"mcp-code-executor.app={label}", f"{POOL_LABEL}=1"]}
+    )
+    assert volumes == []
