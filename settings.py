@@ -61,6 +61,9 @@ class ExecutorSettings:
     output_flood_bytes: int = 64 << 20
     read_file_limit_bytes: int = 1 << 20
     max_timeout_s: float = 3600.0
+    # Resident runner: commands in a few ms over one long-lived exec, and a stateful Python
+    # kernel per session. Off = every command is its own `docker exec`.
+    use_runner: bool = True
     # Warm pool: containers started ahead of time for new sessions (0 disables it).
     pool_size: int = 2
     pool_check_interval_s: float = 10.0  # how often dead or outdated pool members are replaced

@@ -4,7 +4,7 @@ Public API: `DockerExecutionClient` and the error tree rooted at `ExecutorError`
 Gradio here; the agent and the UI sit on top.
 """
 
-from .client import DockerExecutionClient, FileInfo
+from .client import DockerExecutionClient, FileInfo, OutputChunk
 from .errors import (
     DockerUnavailableError,
     ExecutorError,
@@ -34,6 +34,7 @@ __all__ = [
     "ImageNotFoundError",
     "InvalidArgumentError",
     "NotARegularFileError",
+    "OutputChunk",
     "PathNotAllowedError",
     "QuotaExceededError",
     "RateLimitedError",

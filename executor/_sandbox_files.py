@@ -76,7 +76,7 @@ def open_regular(real, shown):
     return fd, info
 
 
-def op_read(args, out):
+def op_read(args, out, stdin):
     """Lines [offset, offset + line_count) of a text file, at most `limit` bytes."""
     real = resolve(args["path"], writing=False)
     fd, _ = open_regular(real, args["path"])
@@ -115,7 +115,7 @@ def _usage(root):
     return total
 
 
-def op_write(args, out):
+def op_write(args, out, stdin):
     """Write stdin to the path atomically: temp file in the same directory, then rename."""
     real = resolve(args["path"], writing=True)
     if real == WORKSPACE:
@@ -156,7 +156,6 @@ def op_write(args, out):
     received = 0
     try:
         with os.fdopen(fd, "wb") as f:
-            stdin = sys.stdin.buffer
             while True:
                 chunk = stdin.read1(CHUNK) if hasattr(stdin, "read1") else stdin.read(CHUNK)
                 if not chunk:
@@ -173,7 +172,7 @@ def op_write(args, out):
     return {"path": real, "size": received}
 
 
-def op_download(args, out):
+def op_download(args, out, stdin):
     real = resolve(args["path"], writing=True)  # downloads are confined to /workspace
     fd, info = open_regular(real, args["path"])
     if info.st_size > args["limit"]:
@@ -195,7 +194,7 @@ def op_download(args, out):
     return {"path": real, "size": info.st_size}
 
 
-def op_list(args, out):
+def op_list(args, out, stdin):
     real = resolve(args["path"], writing=False)
     try:
         top = os.lstat(real)
@@ -231,7 +230,7 @@ def op_list(args, out):
     return {"truncated": truncated}
 
 
-def op_zip(args, out):
+def op_zip(args, out, stdin):
     """A zip of /workspace (regular files only; symlinks are skipped) streamed to stdout."""
     import zipfile
 
@@ -268,7 +267,7 @@ def op_zip(args, out):
     return {"size": total}
 
 
-def op_usage(args, out):
+def op_usage(args, out, stdin):
     return {"used": _usage(WORKSPACE)}
 
 
@@ -282,24 +281,29 @@ OPS = {
 }
 
 
-def main():
-    out = sys.stdout.buffer
+def run(op, args, stdin, out, err):
+    """Run one operation: result bytes to `out`, one JSON line to `err`; return the exit code."""
     try:
-        meta = OPS[sys.argv[1]](json.loads(sys.argv[2]), out)
+        meta = OPS[op](args, out, stdin)
     except Refused as exc:
         out.flush()
-        sys.stderr.write(json.dumps({"kind": exc.kind, "message": exc.message, "path": exc.path}))
+        err.write(json.dumps({"kind": exc.kind, "message": exc.message, "path": exc.path}))
         return 3
     except OSError as exc:
         out.flush()
-        kind = "no_space" if exc.errno in (27, 28, 122) else "os_error"  # EFBIG, ENOSPC, EDQUOT
-        sys.stderr.write(
-            json.dumps({"kind": kind, "message": f"{exc.strerror or exc}", "path": ""})
-        )
+        kinds = {27: "too_large", 28: "no_space", 122: "no_space"}  # EFBIG, ENOSPC, EDQUOT
+        kind = kinds.get(exc.errno, "os_error")
+        err.write(json.dumps({"kind": kind, "message": f"{exc.strerror or exc}", "path": ""}))
         return 4
     out.flush()
-    sys.stderr.write(json.dumps(meta))
+    err.write(json.dumps(meta))
     return 0
+
+
+def main():
+    return run(
+        sys.argv[1], json.loads(sys.argv[2]), sys.stdin.buffer, sys.stdout.buffer, sys.stderr
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -70,6 +71,7 @@ class ExecStream:
         self._stdin = memoryview(stdin) if stdin is not None else None
         self._stdin_sent = 0
         self._eof = False
+        self.on_chunk: Callable[[str, bytes], None] | None = None  # live output, as it arrives
         if initial:
             self._consume(initial)
         if self._stdin is not None and len(self._stdin) == 0:
@@ -143,6 +145,9 @@ class ExecStream:
                 take = min(self._frame_left, len(view))
                 if self._frame_target is not None:
                     self._frame_target.feed(view[:take])
+                    if self.on_chunk is not None:
+                        name = "stdout" if self._frame_target is self.stdout else "stderr"
+                        self.on_chunk(name, bytes(view[:take]))
                 self._frame_left -= take
                 view = view[take:]
                 continue

@@ -9,13 +9,15 @@ command sees within a fraction of a second; the command and its children are the
 from __future__ import annotations
 
 import asyncio
+import codecs
+import contextlib
 import dataclasses
 import functools
 import json
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from .errors import ExecutorError, FileTooLargeError, InvalidArgumentError
 from .keys import split_key
 from .limits import UserLimits
 from .manager import SandboxManager
+from .runner import OnChunk
 from .sandbox import ExecutionResult, Sandbox
 from .tools_index import ToolFunction
 
@@ -37,6 +40,14 @@ T = TypeVar("T")
 
 _MAX_COMMAND_BYTES = 100_000  # one argv element must stay under 128 KiB
 _MAX_LIST_ENTRIES = 5000
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """A piece of a running command's output (decoded; invalid UTF-8 becomes U+FFFD)."""
+
+    stream: str  # "stdout" or "stderr"
+    text: str
 
 
 @dataclass(frozen=True)
@@ -223,9 +234,120 @@ class DockerExecutionClient:
             )
 
     def _run_sync(
-        self, user_id: str, command: str, timeout: float, cancel: threading.Event
+        self,
+        user_id: str,
+        command: str,
+        timeout: float,
+        cancel: threading.Event,
+        on_chunk: OnChunk | None = None,
     ) -> ExecutionResult:
-        return self._sandbox(user_id).run_bash(command, timeout, cancel)
+        return self._sandbox(user_id).run_bash(command, timeout, cancel, on_chunk)
+
+    async def stream_bash(
+        self, user_id: str, command: str, timeout: float = 30
+    ) -> AsyncIterator[OutputChunk | ExecutionResult]:
+        """Like `run`, but yields the output as it comes (OutputChunk), then the result.
+
+        Stopping the iteration early (or cancelling the task) kills the command.
+        """
+        timeout = self._check_timeout(timeout)
+        self._check_command(command)
+        async for item in self._streamed(
+            user_id, "execute", command, self._run_sync, user_id, command, timeout
+        ):
+            yield item
+
+    async def run_python(self, user_id: str, code: str, timeout: float = 30) -> ExecutionResult:
+        """Run Python in the session's persistent interpreter: variables, imports and
+        definitions stay for the next call; the value of a final expression is printed.
+        A timeout, crash or kill restarts the interpreter, and the result says state was lost."""
+        result: ExecutionResult | None = None
+        async for item in self.stream_python(user_id, code, timeout):
+            if isinstance(item, ExecutionResult):
+                result = item
+        assert result is not None
+        return result
+
+    async def stream_python(
+        self, user_id: str, code: str, timeout: float = 30
+    ) -> AsyncIterator[OutputChunk | ExecutionResult]:
+        """`run_python`, yielding output as it comes, then the result."""
+        timeout = self._check_timeout(timeout)
+        self._check_command(code)
+        async for item in self._streamed(
+            user_id, "python", code, self._python_sync, user_id, code, timeout
+        ):
+            yield item
+
+    async def reset_python(self, user_id: str) -> bool:
+        """Forget the session's Python variables; True if an interpreter had state."""
+        return await self._offload(lambda: self._sandbox(user_id).reset_python())
+
+    def _python_sync(
+        self,
+        user_id: str,
+        code: str,
+        timeout: float,
+        cancel: threading.Event,
+        on_chunk: OnChunk | None = None,
+    ) -> ExecutionResult:
+        return self._sandbox(user_id).run_python(code, timeout, cancel, on_chunk)
+
+    async def _streamed(
+        self,
+        key: str,
+        operation: str,
+        target: str,
+        call: Callable[..., ExecutionResult],
+        *args: Any,
+    ) -> AsyncIterator[OutputChunk | ExecutionResult]:
+        """Run `call` in a worker thread; yield its output chunks as they come, then its result."""
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        decoders = {
+            s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")
+        }
+        cancel = threading.Event()
+
+        def on_chunk(stream: str, data: bytes) -> None:  # in the worker thread
+            loop.call_soon_threadsafe(chunks.put_nowait, (stream, data))
+
+        owner, _ = split_key(key)
+        with self._limits.execution(owner):
+            work = asyncio.ensure_future(
+                self._audited(
+                    key,
+                    operation,
+                    target,
+                    self._offload(call, *args, cancel, on_chunk, cancel=cancel),
+                    bytes_in=len(target.encode("utf-8", "replace")),
+                    exit_code=lambda r: r.exit_code,
+                    bytes_out=lambda r: len(r.stdout) + len(r.stderr),
+                )
+            )
+            try:
+                while True:
+                    getter = asyncio.ensure_future(chunks.get())
+                    done, _ = await asyncio.wait(
+                        {getter, work}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if getter not in done:
+                        getter.cancel()
+                        break
+                    stream, data = getter.result()
+                    text = decoders[stream].decode(data)
+                    if text:
+                        yield OutputChunk(stream, text)
+                while not chunks.empty():
+                    stream, data = chunks.get_nowait()
+                    if text := decoders[stream].decode(data):
+                        yield OutputChunk(stream, text)
+                yield await work
+            finally:
+                if not work.done():
+                    cancel.set()  # the consumer went away: kill the command
+                    with contextlib.suppress(asyncio.CancelledError, ExecutorError):
+                        await asyncio.shield(work)
 
     async def execute_bash(
         self, user_id: str, command: str, timeout: float = 30

@@ -8,8 +8,10 @@ command every process of the sandbox user is killed, which must not hit a concur
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -35,9 +37,11 @@ from .errors import (
     SandboxFileNotFoundError,
     SandboxStartError,
 )
+from .runner import OnChunk, RunnerChannel, RunnerError
 
 logger = logging.getLogger(__name__)
 
+_RUNNER_FAILURES_ALLOWED = 3  # after this many, a session uses plain docker exec only
 TIMEOUT_EXIT_CODE = 124
 KILLED_EXIT_CODE = 137
 
@@ -78,6 +82,8 @@ class ExecutionResult:
     duration_s: float = 0.0
     stdout_dropped_bytes: int = 0
     stderr_dropped_bytes: int = 0
+    runner: bool = False  # ran through the resident runner (else plain docker exec)
+    python_state_lost: bool = False  # the Python interpreter's variables are gone
 
     def as_tuple(self) -> tuple[int, str, str]:
         return self.exit_code, self.stdout, self.stderr
@@ -141,6 +147,9 @@ class Sandbox:
         self._running = False
         self.stopped_idle = False  # stopped by the idle reaper; started again on next use
         self._claim = claim  # takes a warm-pool container for a session that has none yet
+        self._runner: RunnerChannel | None = None
+        self._runner_failures = 0
+        self._python = "none"  # "none" | "alive" | why it was lost
 
     # -- container lifecycle -------------------------------------------------------------
 
@@ -238,8 +247,17 @@ class Sandbox:
         with contextlib.suppress(docker.errors.NotFound):
             self.client.api.remove_container(ref, force=True)
 
+    def _drop_runner(self, why: str) -> None:
+        """Forget the runner (it is gone or untrusted); the kernel's state goes with it."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+        if self._python == "alive":
+            self._python = why
+
     def stop(self) -> None:
         with self.lock:
+            self._drop_runner("the sandbox was stopped")
             self._running = False
             if self._container_id is None:
                 return
@@ -250,6 +268,7 @@ class Sandbox:
 
     def remove(self, *, volume: bool = False) -> None:
         with self.lock:
+            self._drop_runner("the sandbox was removed")
             self._running = False
             self._remove_container(self._container_id or self.name)
             self._container_id = None
@@ -261,6 +280,7 @@ class Sandbox:
         """Kill and start the container: the last resort to stop runaway processes."""
         cid = self._container_id or self.name
         self._running = False
+        self._drop_runner("the sandbox was restarted")
         with contextlib.suppress(docker.errors.APIError):
             self.client.api.kill(cid)
         self.ensure_running()
@@ -294,6 +314,7 @@ class Sandbox:
         stderr_limit: int,
         cancel: threading.Event | None = None,
         flood_limit: int | None = None,
+        on_chunk: OnChunk | None = None,
     ) -> _RawExec:
         """Run argv as the sandbox user; on deadline/cancel/flood kill every sandbox process."""
         with self.lock:
@@ -302,6 +323,7 @@ class Sandbox:
             started = time.monotonic()
             sock = self.client.api.exec_start(exec_id, socket=True)
             stream = ExecStream(sock, stdout_limit, stderr_limit, stdin)
+            stream.on_chunk = on_chunk
             notes: list[str] = []
             try:
                 ended = stream.pump(started + timeout_s, cancel=cancel, flood_limit=flood_limit)
@@ -344,8 +366,20 @@ class Sandbox:
                 notes,
             )
 
+    def _kill_quietly(self) -> None:
+        """Kill every sandbox-user process now (a detached exec), before abandoning a runner."""
+        try:
+            cid = self.ensure_running()
+            kill_id = self.client.api.exec_create(
+                cid, ["bash", "-c", _KILL_ALL], user=_hardening.SANDBOX_USER
+            )["Id"]
+            self.client.api.exec_start(kill_id, detach=True)
+        except docker.errors.APIError as exc:
+            logger.warning("sandbox %s: could not kill processes: %s", self.name, exc)
+
     def _kill_processes(self, notes: list[str]) -> None:
         """Kill every process of the sandbox user, from a second, detached exec."""
+        self._drop_runner("every process in the sandbox was stopped")
         try:
             cid = self.ensure_running()
             kill_id = self.client.api.exec_create(
@@ -387,10 +421,228 @@ class Sandbox:
                 return False
             time.sleep(0.05)
 
-    def run_bash(
-        self, command: str, timeout_s: float, cancel: threading.Event | None = None
+    # -- commands: the runner when it works, plain docker exec otherwise ----------------
+
+    def _channel(self, notes: list[str]) -> RunnerChannel | None:
+        """The session's runner, started or restarted as needed; None means use docker exec."""
+        if not self.spec.use_runner or self._runner_failures >= _RUNNER_FAILURES_ALLOWED:
+            return None
+        if self._runner is not None:
+            if self._runner.alive():
+                return self._runner
+            self._drop_runner("the command runner had stopped")
+            notes.append(
+                "[the command runner had stopped (or said something unasked); it was restarted]"
+            )
+        for attempt in (1, 2):
+            cid = self.ensure_running()
+            try:
+                self._runner = RunnerChannel(
+                    self.client,
+                    cid,
+                    kill_grace_s=self.spec.kill_grace_s,
+                    kill_all=self._kill_quietly,
+                )
+                return self._runner
+            except docker.errors.APIError as exc:
+                self._running = False  # the container went away: start it and try again
+                if attempt == 2:
+                    notes.append(f"[the command runner could not start ({exc}); used docker exec]")
+            except RunnerError as exc:
+                self._runner_failed(exc, notes)
+                notes.append("[ran with docker exec instead]")
+                return None
+        return None
+
+    def _runner_failed(self, exc: RunnerError, notes: list[str]) -> None:
+        self._drop_runner("the command runner failed")
+        self._runner_failures += 1
+        logger.warning("sandbox %s: runner %s (acked=%s)", self.name, exc.reason, exc.acked)
+        off = self._runner_failures >= _RUNNER_FAILURES_ALLOWED
+        notes.append(
+            f"[the command runner {exc.reason}; "
+            + (
+                "it is off for this session after repeated failures"
+                if off
+                else "it restarts on the next call"
+            )
+            + "]"
+        )
+
+    def _result(
+        self,
+        stdout_bytes: bytes,
+        stderr_bytes: bytes,
+        *,
+        exit_code: int,
+        ended: StreamEnd,
+        timeout_s: float,
+        duration_s: float,
+        dropped: tuple[int, int],
+        notes: list[str],
+        runner: bool,
+        oom: bool = False,
+        python_lost: bool = False,
     ) -> ExecutionResult:
         spec = self.spec
+        stdout = stdout_bytes.decode("utf-8", "replace")
+        stderr = stderr_bytes.decode("utf-8", "replace")
+        if dropped[0]:
+            stdout += _drop_marker("stdout", dropped[0], spec.output_limit_bytes)
+        if dropped[1]:
+            stderr += _drop_marker("stderr", dropped[1], spec.output_limit_bytes)
+        tail = []
+        timed_out = ended is StreamEnd.DEADLINE
+        if timed_out:
+            exit_code = TIMEOUT_EXIT_CODE
+            tail.append(
+                f"[command timed out after {timeout_s:g} s; it and every process it "
+                "started were killed]"
+            )
+        elif ended is StreamEnd.CANCELLED:
+            exit_code = KILLED_EXIT_CODE
+            tail.append("[command cancelled; it and every process it started were killed]")
+        elif ended is StreamEnd.FLOOD:
+            exit_code = KILLED_EXIT_CODE
+            tail.append(
+                f"[command stopped: it wrote more than {spec.output_flood_bytes:,} bytes of output]"
+            )
+        if oom:
+            tail.append(
+                "[sandbox: a process was killed: the sandbox ran out of memory (limit "
+                f"{_human_bytes(spec.memory_limit_bytes)})]"
+            )
+        tail += notes
+        if tail:
+            stderr += ("\n" if stderr and not stderr.endswith("\n") else "") + "\n".join(tail)
+        return ExecutionResult(
+            exit_code,
+            stdout,
+            stderr,
+            timed_out,
+            duration_s,
+            dropped[0],
+            dropped[1],
+            runner,
+            python_lost,
+        )
+
+    def _via_runner(
+        self,
+        channel: RunnerChannel,
+        body: dict[str, Any],
+        timeout_s: float,
+        cancel: threading.Event | None,
+        on_chunk: OnChunk | None,
+        notes: list[str],
+    ) -> ExecutionResult:
+        spec = self.spec
+        started = time.monotonic()
+        reply = channel.request(
+            {
+                **body,
+                "timeout": timeout_s,
+                "limit": spec.output_limit_bytes,
+                "flood": spec.output_flood_bytes,
+            },
+            timeout_s=timeout_s,
+            stdout_limit=spec.output_limit_bytes,
+            stderr_limit=spec.output_limit_bytes,
+            flood_limit=spec.output_flood_bytes,
+            cancel=cancel,
+            on_chunk=on_chunk,
+        )
+        ended = (
+            StreamEnd.DEADLINE
+            if reply.timed_out
+            else StreamEnd.CANCELLED
+            if reply.cancelled
+            else StreamEnd.FLOOD
+            if reply.flooded
+            else StreamEnd.EOF
+        )
+        return self._result(
+            reply.stdout,
+            reply.stderr,
+            exit_code=reply.exit_code,
+            ended=ended,
+            timeout_s=timeout_s,
+            duration_s=time.monotonic() - started,
+            dropped=(reply.stdout_dropped, reply.stderr_dropped),
+            notes=notes,
+            runner=True,
+            oom=reply.oom,
+            python_lost=reply.python_lost,
+        )
+
+    def _stopped_mid_command(
+        self, exc: RunnerError, timeout_s: float, started: float, notes: list[str]
+    ) -> ExecutionResult:
+        """The runner failed after taking the command: stop everything, never run it again."""
+        if self._died():
+            self._drop_runner("the sandbox container was stopped")
+            notes.append(
+                "[the sandbox container was stopped while the command ran; it starts "
+                "again on the next call and /workspace is kept]"
+            )
+        else:
+            self._runner_failed(exc, notes)
+            self._kill_processes(notes)
+            notes.append("[the command may have run in part; it was not run again]")
+        ended = StreamEnd.DEADLINE if time.monotonic() - started >= timeout_s else StreamEnd.EOF
+        return self._result(
+            exc.stdout,
+            exc.stderr,
+            exit_code=KILLED_EXIT_CODE,
+            ended=ended,
+            timeout_s=timeout_s,
+            duration_s=time.monotonic() - started,
+            dropped=(0, 0),
+            notes=notes,
+            runner=True,
+        )
+
+    def run_bash(
+        self,
+        command: str,
+        timeout_s: float,
+        cancel: threading.Event | None = None,
+        on_chunk: OnChunk | None = None,
+    ) -> ExecutionResult:
+        with self.lock:
+            self.last_used = time.monotonic()
+            notes: list[str] = []
+            for attempt in (1, 2):
+                channel = self._channel(notes)
+                if channel is None:
+                    break
+                started = time.monotonic()
+                try:
+                    return self._via_runner(
+                        channel, {"op": "bash", "cmd": command}, timeout_s, cancel, on_chunk, notes
+                    )
+                except RunnerError as exc:
+                    if exc.acked:
+                        return self._stopped_mid_command(exc, timeout_s, started, notes)
+                    if exc.gone and attempt == 1:  # it had died: the command never started
+                        self._drop_runner("the command runner had stopped")
+                        notes.append("[the command runner had stopped; it was restarted]")
+                        continue
+                    self._runner_failed(exc, notes)
+                    notes.append("[ran with docker exec instead]")
+                    break
+            return self._run_bash_exec(command, timeout_s, cancel, on_chunk, notes)
+
+    def _run_bash_exec(
+        self,
+        command: str,
+        timeout_s: float,
+        cancel: threading.Event | None,
+        on_chunk: OnChunk | None,
+        notes: list[str],
+    ) -> ExecutionResult:
+        spec = self.spec
+        self._drop_runner("every process in the sandbox was stopped")  # the wrapper kills all
         backstop = f"{timeout_s + spec.kill_grace_s + 1:g}"
         argv = [
             "bash",
@@ -408,42 +660,145 @@ class Sandbox:
             stderr_limit=spec.output_limit_bytes,
             cancel=cancel,
             flood_limit=spec.output_flood_bytes,
+            on_chunk=on_chunk,
         )
-        stdout = raw.stdout.decode("utf-8", "replace")
-        stderr = raw.stderr.decode("utf-8", "replace")
-        if raw.stdout_dropped:
-            stdout += _drop_marker("stdout", raw.stdout_dropped, spec.output_limit_bytes)
-        if raw.stderr_dropped:
-            stderr += _drop_marker("stderr", raw.stderr_dropped, spec.output_limit_bytes)
-        exit_code, timed_out = raw.exit_code, False
-        if raw.ended is StreamEnd.DEADLINE:
-            exit_code, timed_out = TIMEOUT_EXIT_CODE, True
-            stderr += (
-                f"\n[command timed out after {timeout_s:g} s; it and every process it "
-                "started were killed]"
-            )
-        elif raw.ended is StreamEnd.CANCELLED:
-            exit_code = KILLED_EXIT_CODE
-            stderr += "\n[command cancelled; it and every process it started were killed]"
-        elif raw.ended is StreamEnd.FLOOD:
-            exit_code = KILLED_EXIT_CODE
-            stderr += (
-                f"\n[command stopped: it wrote more than {spec.output_flood_bytes:,} bytes "
-                "of output]"
-            )
-        for note in raw.notes:
-            stderr += "\n" + note
-        return ExecutionResult(
-            exit_code,
-            stdout,
-            stderr.lstrip("\n") if not raw.stderr else stderr,
-            timed_out,
-            raw.duration_s,
-            raw.stdout_dropped,
-            raw.stderr_dropped,
+        return self._result(
+            raw.stdout,
+            raw.stderr,
+            exit_code=raw.exit_code,
+            ended=raw.ended,
+            timeout_s=timeout_s,
+            duration_s=raw.duration_s,
+            dropped=(raw.stdout_dropped, raw.stderr_dropped),
+            notes=notes + raw.notes,
+            runner=False,
         )
 
+    def run_python(
+        self,
+        code: str,
+        timeout_s: float,
+        cancel: threading.Event | None = None,
+        on_chunk: OnChunk | None = None,
+    ) -> ExecutionResult:
+        """Run code in the session's persistent interpreter (variables survive between calls)."""
+        with self.lock:
+            self.last_used = time.monotonic()
+            notes: list[str] = []
+            channel = self._channel(notes)
+            if self._python not in ("none", "alive"):
+                notes.insert(
+                    0,
+                    f"[Python state was lost earlier ({self._python}); variables, "
+                    "imports and definitions from before are gone]",
+                )
+            if channel is None:
+                self._python = "none"
+                notes.append(
+                    "[the Python state could not be kept: the command runner is "
+                    "unavailable, so this ran as a one-off `python3 -c`]"
+                )
+                return self._run_bash_exec(
+                    f"python3 -c {shlex.quote(code)}", timeout_s, cancel, on_chunk, notes
+                )
+            started = time.monotonic()
+            try:
+                result = self._via_runner(
+                    channel, {"op": "python", "code": code}, timeout_s, cancel, on_chunk, notes
+                )
+            except RunnerError as exc:
+                self._python = "none"
+                if exc.acked:
+                    result = self._stopped_mid_command(exc, timeout_s, started, notes)
+                    return dataclasses.replace(result, python_state_lost=True)
+                self._runner_failed(exc, notes)
+                notes.append(
+                    "[the Python state could not be kept: this ran as a one-off "
+                    "`python3 -c` with docker exec]"
+                )
+                return self._run_bash_exec(
+                    f"python3 -c {shlex.quote(code)}", timeout_s, cancel, on_chunk, notes
+                )
+            if result.python_state_lost:
+                self._python = "none"
+                why = (
+                    "it timed out"
+                    if result.timed_out
+                    else "it was stopped"
+                    if result.exit_code == KILLED_EXIT_CODE
+                    else "it crashed"
+                )
+                return dataclasses.replace(
+                    result,
+                    stderr=result.stderr
+                    + (
+                        f"\n[the Python interpreter was restarted because {why}: variables, "
+                        "imports and definitions from earlier calls are gone]"
+                    ),
+                )
+            self._python = "alive"
+            return result
+
+    def reset_python(self) -> bool:
+        """Forget every variable of the session's interpreter; True if there was one."""
+        with self.lock:
+            had = self._python == "alive"
+            self._python = "none"
+            if self._runner is not None and self._runner.alive():
+                with contextlib.suppress(RunnerError):
+                    self._runner.request(
+                        {"op": "reset_python"}, timeout_s=10, stdout_limit=1024, stderr_limit=1024
+                    )
+            return had
+
     # -- files (all inside the container, as the sandbox user) ---------------------------
+
+    def _file_raw(
+        self,
+        op: str,
+        args: dict[str, Any],
+        stdin: bytes | None,
+        stdout_limit: int,
+        timeout_s: float,
+    ) -> _RawExec:
+        notes: list[str] = []
+        channel = self._channel(notes)
+        if channel is not None:
+            started = time.monotonic()
+            try:
+                reply = channel.request(
+                    {"op": "file", "name": op, "args": args},
+                    stdin=stdin,
+                    timeout_s=timeout_s,
+                    stdout_limit=stdout_limit + 1,
+                    stderr_limit=64 * 1024,
+                )
+                return _RawExec(
+                    reply.exit_code,
+                    reply.stdout,
+                    reply.stderr,
+                    reply.stdout_dropped,
+                    reply.stderr_dropped,
+                    StreamEnd.EOF,
+                    time.monotonic() - started,
+                    notes,
+                )
+            except RunnerError as exc:
+                self._runner_failed(exc, notes)
+                if exc.acked:
+                    self._kill_processes(notes)
+                    raise SandboxCommandError(
+                        f"{op} of {args.get('path', '/workspace')} failed: the command runner "
+                        f"{exc.reason}; try again"
+                    ) from exc
+        argv = ["python3", "-I", "-S", "-c", _FILES_HELPER, op, json.dumps(args)]
+        return self.exec(
+            argv,
+            timeout_s=timeout_s,
+            stdin=stdin,
+            stdout_limit=stdout_limit + 1,
+            stderr_limit=64 * 1024,
+        )
 
     def file_op(
         self,
@@ -454,14 +809,8 @@ class Sandbox:
         stdout_limit: int,
         timeout_s: float = 120.0,
     ) -> tuple[bytes, dict[str, Any]]:
-        argv = ["python3", "-I", "-S", "-c", _FILES_HELPER, op, json.dumps(args)]
-        raw = self.exec(
-            argv,
-            timeout_s=timeout_s,
-            stdin=stdin,
-            stdout_limit=stdout_limit + 1,
-            stderr_limit=64 * 1024,
-        )
+        with self.lock:
+            raw = self._file_raw(op, args, stdin, stdout_limit, timeout_s)
         meta_text = raw.stderr.decode("utf-8", "replace").strip().splitlines()
         try:
             meta = json.loads(meta_text[-1]) if meta_text else {}

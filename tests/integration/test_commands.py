@@ -9,9 +9,10 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
+# Processes of the sandbox user other than this check itself, the runner and the Python kernel.
 LEFTOVERS = (
     "ps -eo user=,args= | grep '^coderun' | grep -v -e 'ps -eo' -e grep -e 'bash -c' -e timeout"
-    " || true"
+    " -e sandbox-runner -e sandbox-kernel || true"
 )
 
 

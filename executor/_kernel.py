@@ -1,0 +1,69 @@
+"""The stateful Python kernel: runs INSIDE the sandbox, started on demand by the runner.
+
+`python3 -u -c <this source> CONTROL_FD DONE_FD`. Each cell arrives on CONTROL_FD as a 4-byte
+big-endian length and UTF-8 source; it runs in one namespace that persists between cells (like
+a notebook: the value of a final expression is printed). Output goes to this process's
+stdout/stderr; when the cell ends, "ok" or "error" is written to DONE_FD. Standard library only.
+"""
+
+import ast
+import os
+import struct
+import sys
+import traceback
+
+CONTROL, DONE = int(sys.argv[1]), int(sys.argv[2])
+namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+
+
+def read_exact(n):
+    data = b""
+    while len(data) < n:
+        chunk = os.read(CONTROL, n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def report(exc):
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in frames if f.filename == "<cell>"]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(user)] if user else []
+    lines += traceback.format_exception_only(type(exc), exc)
+    sys.stderr.write("".join(lines))
+
+
+def run(source):
+    try:
+        tree = ast.parse(source, "<cell>", "exec")
+    except SyntaxError as exc:
+        report(exc)
+        return False
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    try:
+        exec(compile(tree, "<cell>", "exec"), namespace)
+        if last is not None:
+            value = eval(compile(last, "<cell>", "eval"), namespace)
+            if value is not None:
+                namespace["_"] = value
+                print(repr(value))
+        return True
+    except BaseException as exc:  # noqa: BLE001 - SystemExit etc. end the cell, not the kernel
+        report(exc)
+        return False
+
+
+while True:
+    header = read_exact(4)
+    if header is None:
+        break
+    body = read_exact(struct.unpack(">I", header)[0])
+    if body is None:
+        break
+    ok = run(body.decode("utf-8", "replace"))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(DONE, b"ok\n" if ok else b"error\n")

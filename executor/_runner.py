@@ -1,0 +1,386 @@
+"""The resident runner: runs INSIDE the sandbox as the sandbox user, one per session container.
+
+Started by the host over one long-lived `docker exec` (`python3 -I -S -u -c <bootstrap>`; the
+bootstrap reads this source, the files helper and the kernel from stdin), whose stdin/stdout
+then carry this protocol. Standard library only.
+
+Protocol: every message, both ways, is a frame: a 9-byte header `>BII` (kind, request id,
+payload length) and the payload. Host -> runner:
+  REQUEST (1)  JSON: {"op": "bash", "cmd", "timeout", "limit", "flood"} | {"op": "python", "code",
+               "timeout", "limit"} | {"op": "reset_python"} | {"op": "file", "name", "args"}
+  KILL    (2)  kill the running request's processes (payload empty)
+  DATA    (3)  stdin bytes of a file request;  EOF (4) ends them
+Runner -> host:
+  HELLO (13)   JSON {"version": 1} once at start;   ACK (14) a request is about to run
+  OUT (10) / ERR (11)  output bytes of the request;  DONE (12) JSON {"exit_code", "timed_out",
+               "killed", "python_lost", "duration_s"} ends it.
+One request runs at a time. When it ends, every other process of the sandbox user (background
+jobs, setsid escapees) is killed, except this runner and the Python kernel, whose variables
+persist between `python` requests. The host trusts none of this: it caps, times and checks it.
+"""
+
+import contextlib
+import io
+import json
+import os
+import selectors
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+HEADER = struct.Struct(">BII")
+REQUEST, KILL, DATA, EOF = 1, 2, 3, 4
+OUT, ERR, DONE, HELLO, ACK = 10, 11, 12, 13, 14
+CHUNK = 65536
+
+FILES_SOURCE, KERNEL_SOURCE = SOURCES[1], SOURCES[2]  # noqa: F821 - set by the host's bootstrap
+# The kernel reads its own source from its control pipe first (a short `ps` line again).
+KERNEL_BOOT = (
+    "import os,struct,sys\n"
+    "def r(n):\n"
+    " b=b''\n"
+    " while len(b)<n:\n"
+    "  c=os.read(int(sys.argv[1]),n-len(b))\n"
+    "  if not c: raise SystemExit(1)\n"
+    "  b+=c\n"
+    " return b\n"
+    "exec(compile(r(struct.unpack('>I',r(4))[0]).decode(),'sandbox-kernel','exec'),"
+    "{'__name__':'__main__'})\n"
+)
+files = {"__name__": "sandbox_files"}
+exec(compile(FILES_SOURCE, "sandbox_files", "exec"), files)
+
+
+def send(kind, rid, payload=b""):
+    data = HEADER.pack(kind, rid, len(payload)) + payload
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view) :]
+
+
+def send_json(kind, rid, value):
+    send(kind, rid, json.dumps(value).encode())
+
+
+class HostReader:
+    """Frames from the host on fd 0."""
+
+    def __init__(self):
+        self.buffer = b""
+
+    def fill(self):
+        chunk = os.read(0, CHUNK)
+        if not chunk:
+            sys.exit(0)  # the host went away
+        self.buffer += chunk
+
+    def frames(self):
+        while len(self.buffer) >= HEADER.size:
+            kind, rid, length = HEADER.unpack_from(self.buffer)
+            if len(self.buffer) < HEADER.size + length:
+                return
+            payload = self.buffer[HEADER.size : HEADER.size + length]
+            self.buffer = self.buffer[HEADER.size + length :]
+            yield kind, rid, payload
+
+    def next_frame(self):
+        while True:
+            for frame in self.frames():
+                return frame
+            self.fill()
+
+
+class FileStdin(io.RawIOBase):
+    """stdin of a file request: DATA frames pulled from the host on demand."""
+
+    def __init__(self, host, rid):
+        self.host, self.rid, self.pending, self.done = host, rid, b"", False
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while not self.pending and not self.done:
+            kind, rid, payload = self.host.next_frame()
+            if rid != self.rid or kind == EOF:
+                self.done = True
+            elif kind == DATA:
+                self.pending = payload
+        n = min(len(buffer), len(self.pending))
+        buffer[:n], self.pending = self.pending[:n], self.pending[n:]
+        return n
+
+
+class FrameWriter(io.RawIOBase):
+    """stdout of a file request: sent as OUT frames."""
+
+    def __init__(self, rid):
+        self.rid = rid
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        data = bytes(data)
+        for start in range(0, len(data), CHUNK):
+            send(OUT, self.rid, data[start : start + CHUNK])
+        return len(data)
+
+
+def oom_kills():
+    for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
+
+
+class Runner:
+    def __init__(self):
+        self.host = HostReader()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(0, selectors.EVENT_READ, "host")
+        self.kernel = None
+        self.me = os.getuid()
+
+    # -- process hygiene -------------------------------------------------------------------
+
+    def kill_leftovers(self):
+        """SIGKILL every process of the sandbox user but this runner and the kernel."""
+        keep = {os.getpid(), self.kernel.pid if self.kernel else -1}
+        for _ in range(12):
+            killed = 0
+            for name in os.listdir("/proc"):
+                if not name.isdigit() or int(name) in keep:
+                    continue
+                try:
+                    if os.stat(f"/proc/{name}").st_uid == self.me:
+                        os.kill(int(name), signal.SIGKILL)
+                        killed += 1
+                except OSError:
+                    pass
+            if not killed:
+                break
+        for _ in range(64):  # reap our own children (bash, kernel) so no zombies pile up
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+
+    def stop_kernel(self):
+        if self.kernel is not None:
+            for stream in (self.kernel.stdout, self.kernel.stderr):
+                self.selector.unregister(stream)
+            with contextlib.suppress(OSError):
+                os.killpg(self.kernel.pid, signal.SIGKILL)
+            self.kernel.wait()
+            os.close(self.kernel_control)
+            os.close(self.kernel_done)
+            self.kernel = None
+
+    def start_kernel(self):
+        to_kernel_r, to_kernel_w = os.pipe()
+        from_kernel_r, from_kernel_w = os.pipe()
+        self.kernel = subprocess.Popen(
+            [
+                sys.executable,
+                "-u",
+                "-c",
+                KERNEL_BOOT,
+                str(to_kernel_r),
+                str(from_kernel_w),
+                "sandbox-kernel",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(to_kernel_r, from_kernel_w),
+            start_new_session=True,
+        )
+        os.close(to_kernel_r)
+        os.close(from_kernel_w)
+        self.kernel_control, self.kernel_done = to_kernel_w, from_kernel_r
+        source = KERNEL_SOURCE.encode()
+        os.write(self.kernel_control, struct.pack(">I", len(source)) + source)
+        for stream, kind in ((self.kernel.stdout, OUT), (self.kernel.stderr, ERR)):
+            os.set_blocking(stream.fileno(), False)
+            self.selector.register(stream, selectors.EVENT_READ, kind)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def serve(self):
+        send_json(HELLO, 0, {"version": 1, "pid": os.getpid()})
+        while True:
+            kind, rid, payload = self.host.next_frame()
+            if kind != REQUEST:
+                continue  # a KILL or DATA for a request that already ended
+            request = json.loads(payload)
+            send(ACK, rid)
+            started = time.monotonic()
+            result = getattr(self, "op_" + request["op"])(rid, request)
+            result["duration_s"] = round(time.monotonic() - started, 4)
+            send_json(DONE, rid, result)
+
+    def op_reset_python(self, rid, request):
+        lost = self.kernel is not None
+        self.stop_kernel()
+        return {"exit_code": 0, "python_lost": lost}
+
+    def op_file(self, rid, request):
+        err = io.StringIO()
+        code = files["run"](
+            request["name"], request["args"], FileStdin(self.host, rid), FrameWriter(rid), err
+        )
+        if err.getvalue():
+            send(ERR, rid, err.getvalue().encode())
+        return {"exit_code": code}
+
+    def op_bash(self, rid, request):
+        before = oom_kills()
+        try:
+            proc = subprocess.Popen(
+                ["bash", "-c", request["cmd"]],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:  # e.g. the pids limit is reached
+            self.kill_leftovers()
+            send(ERR, rid, f"cannot start the command: {exc.strerror}\n".encode())
+            return {"exit_code": 126}
+        streams = {proc.stdout: OUT, proc.stderr: ERR}
+        for stream, kind in streams.items():
+            os.set_blocking(stream.fileno(), False)
+            self.selector.register(stream, selectors.EVENT_READ, kind)
+        outcome = self.pump(rid, request, streams, lambda: proc.poll() is not None)
+        if outcome != "done":
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.kill_leftovers()  # background jobs go too; their pipe ends close
+        self.drain(rid, streams, request["limit"])
+        for stream in streams:
+            self.selector.unregister(stream)
+            stream.close()
+        code = proc.wait()
+        code = 128 - code if code < 0 else code
+        result = {
+            "exit_code": code,
+            "timed_out": outcome == "timeout",
+            "killed": outcome == "killed",
+            "flooded": outcome == "flood",
+            "sent": self.sent,
+        }
+        if code >= 128 and oom_kills() != before:
+            result["oom"] = True
+        return result
+
+    def op_python(self, rid, request):
+        if self.kernel is None:
+            self.start_kernel()
+        code = request["code"].encode()
+        try:
+            os.write(self.kernel_control, struct.pack(">I", len(code)) + code)
+        except OSError:
+            self.stop_kernel()
+            self.start_kernel()
+            os.write(self.kernel_control, struct.pack(">I", len(code)) + code)
+        streams = {self.kernel.stdout: OUT, self.kernel.stderr: ERR}
+        answer = []
+
+        def finished():
+            if self.kernel.poll() is not None:
+                return True
+            try:
+                data = os.read(self.kernel_done, 64)
+            except BlockingIOError:
+                return False
+            answer.append(data)
+            return True
+
+        os.set_blocking(self.kernel_done, False)
+        outcome = self.pump(rid, request, streams, finished)
+        self.drain(rid, streams, request["limit"])
+        lost = outcome != "done" or not answer
+        if lost:
+            self.stop_kernel()
+        self.kill_leftovers()
+        ok = bool(answer) and answer[0].startswith(b"ok")
+        code = 0 if ok else (124 if outcome == "timeout" else 137 if lost else 1)
+        return {
+            "exit_code": code,
+            "timed_out": outcome == "timeout",
+            "killed": outcome == "killed",
+            "python_lost": lost,
+            "sent": self.sent,
+        }
+
+    def pump(self, rid, request, streams, finished):
+        """Forward output until `finished()`, the timeout, or a KILL; return why it stopped."""
+        deadline = time.monotonic() + request["timeout"]
+        self.sent = {OUT: 0, ERR: 0}
+        while not finished():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout"
+            for key, _ in self.selector.select(min(remaining, 0.05)):
+                if key.data == "host":
+                    self.host.fill()
+                    for kind, frame_rid, _ in self.host.frames():
+                        if kind == KILL and frame_rid == rid:
+                            return "killed"
+                elif key.fileobj in streams:
+                    self.forward(rid, key.fileobj, key.data, request["limit"])
+                    if sum(self.sent.values()) > request.get("flood", 1 << 62):
+                        return "flood"
+                else:  # kernel output outside a python request: discard
+                    self.read_some(key.fileobj)
+        return "done"
+
+    def read_some(self, stream):
+        try:
+            return os.read(stream.fileno(), CHUNK)
+        except (BlockingIOError, OSError):
+            return b""
+
+    def forward(self, rid, stream, kind, limit):
+        """Send what the stream has; past the limit, send only how many bytes were dropped."""
+        data = self.read_some(stream)
+        if not data:
+            return data
+        room = max(0, limit - self.sent[kind])
+        if room:
+            send(kind, rid, data[:room])
+        self.sent[kind] += len(data)
+        return data
+
+    def drain(self, rid, streams, limit):
+        for stream, kind in streams.items():
+            for _ in range(256):
+                if not self.forward(rid, stream, kind, limit):
+                    break
+
+
+def not_dumpable():
+    """Same-uid sandbox code may kill this process, but not ptrace it or open its pipes."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (ImportError, OSError, AttributeError):
+        pass
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-big file write fails, not the runner
+    not_dumpable()
+    Runner().serve()
