@@ -15,6 +15,7 @@ from executor import DockerExecutionClient
 from settings import Settings, load_settings, model_name
 
 from . import offline
+from .live import LiveOutput
 from .prompts import INSTRUCTION
 from .skills import load_skills
 from .tools import make_tools, on_tool_error
@@ -27,10 +28,11 @@ def create_agent(
     executor: DockerExecutionClient,
     *,
     model: str | BaseLlm | None = None,
+    live: LiveOutput | None = None,
 ) -> LlmAgent:
     """An agent whose tools run in `executor`, with the skills of `settings`' skills folder."""
     offline.register()
-    tools: list = make_tools(executor, settings.tool_output_limit_chars)
+    tools: list = make_tools(executor, settings.tool_output_limit_chars, live)
     skills = load_skills(executor.settings.skills_path)
     if skills:
         tools.append(SkillToolset(skills, discovery_mode=SkillDiscoveryMode.EAGER))

@@ -45,6 +45,15 @@ class ToolCallStarted:
 
 
 @dataclass(frozen=True)
+class ToolOutput:
+    """Output of a tool call while it still runs (live; not kept in history)."""
+
+    call_id: str
+    stream: str  # "stdout" or "stderr"
+    text: str
+
+
+@dataclass(frozen=True)
 class ToolCallFinished:
     call_id: str
     name: str
@@ -78,6 +87,7 @@ ChatEvent = (
     | TextDelta
     | TextFinal
     | ToolCallStarted
+    | ToolOutput
     | ToolCallFinished
     | ErrorEvent
     | TurnDone

@@ -13,7 +13,6 @@ calls, makes them one per model turn, then summarises the results the way a real
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -63,7 +62,7 @@ def plan_calls(text: str) -> list[tuple[str, dict[str, Any]]]:
         if not code.strip():
             continue
         if lang in _PYTHON_LANGS:
-            calls.append(("execute_bash", {"command": f"python3 -c {shlex.quote(code)}"}))
+            calls.append(("run_python", {"code": code}))
         elif lang in _BASH_LANGS:
             calls.append(("execute_bash", {"command": code}))
     if not calls:
@@ -83,15 +82,16 @@ def describe_result(name: str, args: dict[str, Any], response: dict[str, Any]) -
     """One tool result in words, as a model would report it."""
     if response.get("status") == "error":
         return f"**`{name}` failed:** {response.get('error')}\n\n_{response.get('hint', '')}_"
-    if name == "execute_bash":
-        command = args.get("command", "")
+    if name in ("execute_bash", "run_python"):
+        command = args.get("command", "") or args.get("code", "")
         shown = command if len(command) < 200 else command[:200] + " …"
         code = response.get("exit_code")
         verdict = "succeeded" if code == 0 else f"exited with code {code}"
         if response.get("timed_out") or code == 124:
             verdict = "timed out and was killed"
+        what = "Ran" if name == "execute_bash" else "Ran Python"
         parts = [
-            f"Ran `{shown.splitlines()[0] if shown else ''}`"
+            f"{what} `{shown.splitlines()[0] if shown else ''}`"
             f"{' …' if len(shown.splitlines()) > 1 else ''}: {verdict} "
             f"in {response.get('duration_s', 0):.2f} s."
         ]

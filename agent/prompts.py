@@ -17,7 +17,9 @@ How to work:
    functions you need, then import and call them from Python you run with execute_bash
    (`from tools.example import greet`). Keep big intermediate data in files in /workspace and
    pass file paths around, not the data itself.
-3. Write multi-line programs to a file with write_file, then run them with execute_bash.
+3. For Python, prefer run_python: it keeps variables, imports and definitions between calls
+   (like a notebook), so load data once and reuse it. reset_python starts it afresh. For
+   longer programs you want to keep, write a file with write_file and run it with execute_bash.
 4. Skills: when a skill below fits the task, call load_skill to read its instructions and follow
    them. A skill's scripts are mounted at /skills/<skill-name>/scripts/ and DO run: execute them
    with execute_bash (e.g. `python3 /skills/csv-summary/scripts/summarize.py data.csv`).

@@ -25,7 +25,8 @@ from executor import DockerExecutionClient, ExecutorError
 from settings import Settings, model_name
 
 from .agent import create_agent
-from .events import ChatEvent, ErrorEvent, EventConverter, FilesUploaded, TurnDone
+from .events import ChatEvent, ErrorEvent, EventConverter, FilesUploaded, ToolOutput, TurnDone
+from .live import LiveOutput
 from .tools import sandbox_key
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ class ChatService:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             session_service = SqliteSessionService(str(settings.data_dir / "sessions.db"))
         self.sessions = session_service
-        self.agent = create_agent(settings, self.executor, model=model)
+        self.live = LiveOutput()
+        self.agent = create_agent(settings, self.executor, model=model, live=self.live)
         self.runner = Runner(app_name=APP_NAME, agent=self.agent, session_service=self.sessions)
         name = model.model if isinstance(model, BaseLlm) else (model or model_name(settings))
         self.model = ModelInfo(name=name, offline=name.startswith("offline"))
@@ -192,21 +194,42 @@ class ChatService:
         state_delta = None
         if not session.state.get(TITLE_KEY):
             state_delta = {TITLE_KEY: chat_title(text, uploaded)}
-        converter = EventConverter()
+        # ADK events and live tool output arrive on one queue, in the order they happen.
+        queue: asyncio.Queue[ChatEvent | None] = asyncio.Queue()
+        key = sandbox_key(user_id, session_id)
+
+        async def run_agent() -> None:
+            converter = EventConverter()
+            try:
+                async for event in self.runner.run_async(
+                    user_id=user_id,
+                    session_id=session_id,
+                    new_message=types.Content(role="user", parts=[types.Part(text=message)]),
+                    run_config=RunConfig(streaming_mode=StreamingMode.SSE),
+                    state_delta=state_delta,
+                    abort_signal=abort,
+                ):
+                    for chat_event in converter.convert(event):
+                        queue.put_nowait(chat_event)
+            except Exception as exc:  # the UI must get words, never a stack trace
+                logger.exception("turn failed for session %s", session_id)
+                queue.put_nowait(ErrorEvent(f"The model call failed: {type(exc).__name__}: {exc}"))
+            finally:
+                queue.put_nowait(None)
+
+        def on_output(call_id: str, stream: str, text: str) -> None:
+            queue.put_nowait(ToolOutput(call_id, stream, text))
+
+        self.live.listen(key, on_output)
+        agent_task = asyncio.create_task(run_agent())
         try:
-            async for event in self.runner.run_async(
-                user_id=user_id,
-                session_id=session_id,
-                new_message=types.Content(role="user", parts=[types.Part(text=message)]),
-                run_config=RunConfig(streaming_mode=StreamingMode.SSE),
-                state_delta=state_delta,
-                abort_signal=abort,
-            ):
-                for chat_event in converter.convert(event):
-                    yield chat_event
-        except Exception as exc:
-            logger.exception("turn failed for session %s", session_id)
-            yield ErrorEvent(f"The model call failed: {type(exc).__name__}: {exc}")
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            self.live.stop(key)
+            if not agent_task.done():
+                abort.set()
+                agent_task.cancel()
 
     async def close(self) -> None:
         await self.runner.close()

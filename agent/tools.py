@@ -19,6 +19,7 @@ from google.adk.tools import ToolContext
 
 from executor import (
     DockerExecutionClient,
+    ExecutionResult,
     ExecutorError,
     FileTooLargeError,
     InvalidArgumentError,
@@ -30,10 +31,14 @@ from executor import (
     chat_key,
 )
 
+from .live import LiveOutput
+
 logger = logging.getLogger(__name__)
 
 TOOL_NAMES = (
     "execute_bash",
+    "run_python",
+    "reset_python",
     "read_file",
     "write_file",
     "read_docstring",
@@ -86,13 +91,75 @@ def error_result(exc: Exception) -> dict[str, Any]:
     return {"status": "error", "error": str(exc), "hint": hint}
 
 
-def make_tools(executor: DockerExecutionClient, output_limit_chars: int) -> list[Callable]:
-    """The six function tools, bound to `executor`. Their docstrings are what the model reads."""
+def make_tools(
+    executor: DockerExecutionClient, output_limit_chars: int, live: LiveOutput | None = None
+) -> list[Callable]:
+    """The function tools, bound to `executor`. Their docstrings are what the model reads.
+
+    With `live`, a running command's output is published as it comes (the UI shows it)."""
     max_timeout = executor.settings.max_timeout_s
     memory = executor.settings.memory_limit_bytes
 
     def key(tool_context: ToolContext) -> str:
         return sandbox_key(tool_context.user_id, tool_context.session.id)
+
+    async def run_streamed(stream, tool_context: ToolContext, timeout: int) -> dict:
+        """Consume an executor stream: publish output live, return the result as data."""
+        started = time.monotonic()
+        result: ExecutionResult | None = None
+        try:
+            async for item in stream:
+                if isinstance(item, ExecutionResult):
+                    result = item
+                elif live is not None:
+                    live.publish(
+                        key(tool_context),
+                        tool_context.function_call_id or "",
+                        item.stream,
+                        item.text,
+                    )
+        except ExecutorError as exc:
+            return error_result(exc)
+        assert result is not None
+        return describe(result, timeout, time.monotonic() - started)
+
+    def describe(result: ExecutionResult, timeout: int, duration: float) -> dict:
+        stdout, cut_out = clip(result.stdout, output_limit_chars)
+        stderr, cut_err = clip(result.stderr, output_limit_chars)
+        response: dict[str, Any] = {
+            "status": "ok",
+            "exit_code": result.exit_code,
+            "stdout": stdout,
+            "stderr": stderr,
+            "duration_s": round(duration, 3),
+        }
+        notes = []
+        if result.timed_out:
+            notes.append(
+                f"It timed out after {timeout} s and was killed with everything it started. "
+                f"Make it faster, split it, or pass a larger timeout (max {max_timeout:g})."
+            )
+        elif result.exit_code == 137:
+            if "ran out of memory" in result.stderr:
+                notes.append(
+                    f"A process was killed because the sandbox ran out of memory "
+                    f"({memory / 2**30:g} GiB). Process the data in chunks or use less memory."
+                )
+            else:
+                notes.append("It was killed (SIGKILL).")
+        if result.python_state_lost:
+            notes.append(
+                "The Python interpreter was restarted: variables, imports and definitions from "
+                "earlier run_python calls are gone; define them again."
+            )
+        if cut_out or cut_err or result.stdout_dropped_bytes or result.stderr_dropped_bytes:
+            notes.append(
+                "Output was shortened (see the markers in stdout/stderr). Redirect output to a "
+                "file and use read_file with offset and line_count to see all of it."
+            )
+        if notes:
+            response["note"] = " ".join(notes)
+        return response
 
     async def execute_bash(command: str, tool_context: ToolContext, timeout: int = 60) -> dict:
         """Run a bash command in this chat's private Linux sandbox and return its output.
@@ -107,43 +174,37 @@ def make_tools(executor: DockerExecutionClient, output_limit_chars: int) -> list
             command: The bash command line(s) to run, e.g. "ls -la" or "python3 script.py".
             timeout: Seconds before the command is killed (exit code 124); at most 3600.
         """
-        started = time.monotonic()
         try:
-            result = await executor.run(key(tool_context), command, timeout=timeout)
+            stream = executor.stream_bash(key(tool_context), command, timeout=timeout)
         except ExecutorError as exc:
             return error_result(exc)
-        stdout, cut_out = clip(result.stdout, output_limit_chars)
-        stderr, cut_err = clip(result.stderr, output_limit_chars)
-        response: dict[str, Any] = {
-            "status": "ok",
-            "exit_code": result.exit_code,
-            "stdout": stdout,
-            "stderr": stderr,
-            "duration_s": round(time.monotonic() - started, 3),
-        }
-        notes = []
-        if result.timed_out:
-            notes.append(
-                f"The command timed out after {timeout} s and was killed with everything it "
-                "started. Make it faster, split it, or pass a larger timeout "
-                f"(max {max_timeout:g})."
-            )
-        elif result.exit_code == 137:
-            if "ran out of memory" in result.stderr:
-                notes.append(
-                    f"A process was killed because the sandbox ran out of memory "
-                    f"({memory / 2**30:g} GiB). Process the data in chunks or use less memory."
-                )
-            else:
-                notes.append("The command was killed (SIGKILL).")
-        if cut_out or cut_err or result.stdout_dropped_bytes or result.stderr_dropped_bytes:
-            notes.append(
-                "Output was shortened (see the markers in stdout/stderr). Redirect output to a "
-                "file and use read_file with offset and line_count to see all of it."
-            )
-        if notes:
-            response["note"] = " ".join(notes)
-        return response
+        return await run_streamed(stream, tool_context, timeout)
+
+    async def run_python(code: str, tool_context: ToolContext, timeout: int = 60) -> dict:
+        """Run Python code in this chat's persistent Python interpreter (like a notebook cell).
+
+        Variables, imports and function definitions stay for the next run_python call; the
+        value of a final expression is printed. numpy, pandas and matplotlib are installed and
+        `from tools.example import greet` works; the working directory is /workspace. If the
+        code times out or crashes, the interpreter restarts and its state is lost (you are told).
+
+        Args:
+            code: Python source to run, e.g. "import pandas as pd\ndf = pd.read_csv('a.csv')".
+            timeout: Seconds before the code is stopped (exit code 124); at most 3600.
+        """
+        try:
+            stream = executor.stream_python(key(tool_context), code, timeout=timeout)
+        except ExecutorError as exc:
+            return error_result(exc)
+        return await run_streamed(stream, tool_context, timeout)
+
+    async def reset_python(tool_context: ToolContext) -> dict:
+        """Clear this chat's Python interpreter: forget all variables, imports and definitions."""
+        try:
+            had_state = await executor.reset_python(key(tool_context))
+        except ExecutorError as exc:
+            return error_result(exc)
+        return {"status": "ok", "cleared": had_state}
 
     async def read_file(
         path: str, tool_context: ToolContext, offset: int = 0, line_count: int = 0
@@ -238,7 +299,16 @@ def make_tools(executor: DockerExecutionClient, output_limit_chars: int) -> list
             return error_result(exc)
         return {"status": "ok", "docstring": doc or "(no docstring)"}
 
-    return [execute_bash, read_file, write_file, read_docstring, list_files, list_tools]
+    return [
+        execute_bash,
+        run_python,
+        reset_python,
+        read_file,
+        write_file,
+        read_docstring,
+        list_files,
+        list_tools,
+    ]
 
 
 def on_tool_error(tool: Any, args: dict[str, Any], tool_context: ToolContext, error: Exception):

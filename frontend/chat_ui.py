@@ -20,11 +20,13 @@ from agent.events import (
     TextFinal,
     ToolCallFinished,
     ToolCallStarted,
+    ToolOutput,
     TurnDone,
     UserMessage,
 )
 
 OUTPUT_SHOWN_CHARS = 4000
+LIVE_SHOWN_CHARS = 3000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".bmp")
 
 
@@ -61,6 +63,8 @@ def tool_title(name: str, args: dict[str, Any]) -> str:
     """What a collapsed tool step says: the tool and its main argument."""
     if name == "execute_bash":
         return f"Ran  {_one_line(str(args.get('command', '')))}"
+    if name == "run_python":
+        return f"Python  {_one_line(str(args.get('code', '')))}"
     if name in {"read_file", "write_file", "list_files"}:
         return f"{name}  {args.get('path', '/workspace')}"
     if name == "read_docstring":
@@ -73,6 +77,8 @@ def tool_title(name: str, args: dict[str, Any]) -> str:
 def tool_body(name: str, args: dict[str, Any]) -> str:
     if name == "execute_bash":
         return _fence(str(args.get("command", "")), "bash")
+    if name == "run_python":
+        return _fence(str(args.get("code", "")), "python")
     if name == "write_file":
         return f"`{args.get('path')}`\n\n" + _fence(shorten(str(args.get("content", "")), 1500))
     if not args:
@@ -110,6 +116,8 @@ class Transcript:
         self.messages: list[dict[str, Any]] = [dict(m) for m in messages or []]
         self._text_index: int | None = None  # the reply message being streamed into
         self._tools: dict[str, int] = {}
+        self._live: dict[str, str] = {}  # output of running tool calls, as it streams
+        self._bodies: dict[str, str] = {}  # a running step's content before its live output
 
     def add_user(self, text: str, files: Iterable[str] = ()) -> None:
         for path in files:
@@ -153,7 +161,10 @@ class Transcript:
                 }
             )
             self._tools[event.call_id] = len(self.messages) - 1
+        elif isinstance(event, ToolOutput):
+            self._show_live(event)
         elif isinstance(event, ToolCallFinished):
+            self._live.pop(event.call_id, None)
             self._finish_tool(event)
         elif isinstance(event, ErrorEvent):
             self._text_index = None
@@ -175,6 +186,19 @@ class Transcript:
             if event.stopped:
                 self.messages.append({"role": "assistant", "content": "_Stopped._"})
 
+    def _show_live(self, event: ToolOutput) -> None:
+        index = self._tools.get(event.call_id)
+        if index is None:
+            return
+        text = self._live.get(event.call_id, "") + event.text
+        self._live[event.call_id] = text[-LIVE_SHOWN_CHARS * 2 :]
+        shown = text[-LIVE_SHOWN_CHARS:]
+        body = self._bodies.setdefault(event.call_id, self.messages[index]["content"])
+        self.messages[index] = {
+            **self.messages[index],
+            "content": f"{body}\n\n_running…_\n" + _fence(shown),
+        }
+
     def _say(self, text: str, title: str) -> None:
         self.messages.append(
             {"role": "assistant", "content": text, "metadata": {"title": title, "status": "done"}}
@@ -192,6 +216,7 @@ class Transcript:
             )
             index = len(self.messages) - 1
         message = self.messages[index]
+        message = {**message, "content": self._bodies.pop(event.call_id, message["content"])}
         verdict, result = tool_result(event.response)
         duration = (
             event.duration_s if event.duration_s is not None else event.response.get("duration_s")

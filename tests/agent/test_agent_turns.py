@@ -236,3 +236,45 @@ async def test_a_rate_limit_reaches_the_model_in_words(make_executor, tmp_path):
     assert "executions per minute" in second.response["error"]
     assert "wait" in second.response["hint"]
     await service.runner.close()
+
+
+async def test_a_long_commands_output_reaches_the_chat_while_it_runs(make_service):
+    from agent.events import ToolOutput
+
+    llm = ScriptedLlm(steps=[[("execute_bash", {"command": "echo early; sleep 2; echo late"})]])
+    service = make_service(model=llm)
+    session = await service.new_session("ines")
+    seen = []
+    started = time.monotonic()
+    async for event in service.stream("ines", session, "go"):
+        seen.append((time.monotonic() - started, event))
+    live = [(t, e) for t, e in seen if isinstance(e, ToolOutput)]
+    done_at = next(t for t, e in seen if isinstance(e, ToolCallFinished))
+    assert live
+    assert "early" in live[0][1].text
+    assert live[0][0] < done_at - 1.0  # shown well before the command finished
+    call_id = next(e.call_id for _, e in seen if isinstance(e, ToolCallStarted))
+    assert live[0][1].call_id == call_id
+
+
+async def test_offline_python_keeps_data_between_messages(make_service):
+    service = make_service(model="offline")
+    session = await service.new_session("jack")
+    await collect(
+        service.stream(
+            "jack",
+            session,
+            "```python\nimport pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})\n```",
+        )
+    )
+    events = await collect(service.stream("jack", session, "```python\ndf.a.sum()\n```"))
+    assert finished(events)[0].name == "run_python"
+    assert finished(events)[0].response["stdout"] == "6\n"
+    events = await collect(
+        service.stream(
+            "jack",
+            session,
+            "```python\nimport matplotlib.pyplot as plt\ndf.plot(); plt.savefig('a.png')\n```",
+        )
+    )
+    assert finished(events)[0].response["exit_code"] == 0

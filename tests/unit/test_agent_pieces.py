@@ -41,7 +41,7 @@ def test_offline_model_is_resolved_by_name():
         ("run:\n```sh\necho a\necho b\n```", [("execute_bash", {"command": "echo a\necho b"})]),
         (
             "```python\nprint('hi')\n```",
-            [("execute_bash", {"command": "python3 -c 'print('\"'\"'hi'\"'\"')'"})],
+            [("run_python", {"code": "print('hi')"})],
         ),
         (
             "$ whoami\ntext\n$ pwd",

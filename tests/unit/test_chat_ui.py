@@ -132,3 +132,29 @@ def test_tool_titles_name_the_main_argument():
     assert tool_title(
         "read_docstring", {"module_path": "tools.example", "function_name": "greet"}
     ) == ("read_docstring  tools.example.greet")
+
+
+def test_live_output_shows_in_the_pending_step_then_the_result_replaces_it():
+    from agent.events import ToolOutput
+
+    transcript = Transcript()
+    transcript.apply(ToolCallStarted("c1", "run_python", {"code": "for i in range(3): print(i)"}))
+    assert transcript.messages[0]["metadata"]["title"].startswith("Python  for i in range(3)")
+    transcript.apply(ToolOutput("c1", "stdout", "0\n"))
+    transcript.apply(ToolOutput("c1", "stdout", "1\n"))
+    live = transcript.messages[0]
+    assert live["metadata"]["status"] == "pending"
+    assert "running…" in live["content"]
+    assert "0\n1" in live["content"]
+    assert "```python" in live["content"]
+    transcript.apply(
+        ToolCallFinished(
+            "c1",
+            "run_python",
+            {"status": "ok", "exit_code": 0, "stdout": "0\n1\n2\n", "stderr": ""},
+        )
+    )
+    done = transcript.messages[0]
+    assert "running…" not in done["content"]
+    assert "0\n1\n2" in done["content"]
+    assert done["metadata"]["status"] == "done"

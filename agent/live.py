@@ -1,0 +1,24 @@
+"""Live output: tools publish a running command's output here; the chat turn of that session
+listens and passes it on to the UI as ToolOutput events. In-process and per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Listener = Callable[[str, str, str], None]  # (call_id, stream, text)
+
+
+class LiveOutput:
+    def __init__(self) -> None:
+        self._listeners: dict[str, Listener] = {}
+
+    def listen(self, key: str, listener: Listener) -> None:
+        self._listeners[key] = listener
+
+    def stop(self, key: str) -> None:
+        self._listeners.pop(key, None)
+
+    def publish(self, key: str, call_id: str, stream: str, text: str) -> None:
+        listener = self._listeners.get(key)
+        if listener is not None:
+            listener(call_id, stream, text)
