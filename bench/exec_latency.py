@@ -1,5 +1,8 @@
 """Executor latency against the raw docker SDK, measured in one run on the same machine.
 
+Rows are ratios to raw `exec_run` in the same run: `true` (and stateful `run_python`) against
+raw `exec_run(["true"])`, `python3 -c` against raw `exec_run(["python3", "-c", ...])`.
+
     .venv/bin/python bench/exec_latency.py [--runs 50]
 
 Rows: warm `execute_bash("true")` vs raw `exec_run(["true"])` on a container made with the same
@@ -13,6 +16,7 @@ import argparse
 import asyncio
 import platform
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -50,33 +54,60 @@ async def main(runs: int) -> str:
     label = f"mce-bench-{uuid.uuid4().hex[:6]}"
     spec = ExecutorSettings(app_label=label)
     sdk = docker.from_env()
-    ours = DockerExecutionClient(app_label=label)
+    quiet = {
+        "state_dir": Path(tempfile.mkdtemp()),
+        "audit_log": Path(tempfile.mkdtemp()) / "a.jsonl",
+        "max_executions_per_minute": 0,
+        "max_concurrent_executions": 0,
+        "max_live_sessions": 0,
+    }
+    ours = DockerExecutionClient(app_label=label, pool_size=0, **quiet)
     rows: list[tuple[str, str, str, str]] = []
     try:
-        # Warm exec.
+        # Warm commands, interleaved so drift hits every path alike.
         raw = raw_container(sdk, spec, label)
-        raw.exec_run(["true"], user=SANDBOX_USER)
-        await ours.execute_bash("bench-warm", "true")
-        raw_t, our_t = [], []
-        for _ in range(runs):  # interleaved, so drift hits both alike
-            t = time.perf_counter()
-            raw.exec_run(["true"], user=SANDBOX_USER, workdir="/workspace")
-            raw_t.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            result = await ours.run("bench-warm", "true")
-            our_t.append(time.perf_counter() - t)
-            assert result.exit_code == 0
-        rows.append(
-            ("warm `true`: raw SDK exec_run", ms(pct(raw_t, 0.5)), ms(pct(raw_t, 0.95)), "1.00x")
+        plain = DockerExecutionClient(
+            app_label=f"{label}-plain", use_runner=False, pool_size=0, **quiet
         )
-        rows.append(
-            (
-                "warm `true`: execute_bash",
-                ms(pct(our_t, 0.5)),
-                ms(pct(our_t, 0.95)),
-                f"{pct(our_t, 0.5) / pct(raw_t, 0.5):.2f}x",
+        workloads = {
+            "warm `true`: raw SDK exec_run": lambda: asyncio.to_thread(
+                raw.exec_run, ["true"], user=SANDBOX_USER, workdir="/workspace"
+            ),
+            "warm `true`: execute_bash, plain docker exec path": lambda: plain.run("w", "true"),
+            "warm `true`: execute_bash via the runner": lambda: ours.run("w", "true"),
+            '`python3 -c "print(1)"`: raw SDK exec_run': lambda: asyncio.to_thread(
+                raw.exec_run, ["python3", "-c", "print(1)"], user=SANDBOX_USER
+            ),
+            '`python3 -c "print(1)"`: execute_bash via the runner': lambda: ours.run(
+                "w", 'python3 -c "print(1)"'
+            ),
+            '`run_python("x + 1")`: stateful, via the runner': lambda: ours.run_python(
+                "w", "x + 1"
+            ),
+        }
+        await plain.execute_bash("w", "true")
+        await ours.run_python("w", "x = 41")
+        samples: dict[str, list[float]] = {name: [] for name in workloads}
+        for _ in range(runs):
+            for name, call in workloads.items():
+                t = time.perf_counter()
+                await call()
+                samples[name].append(time.perf_counter() - t)
+        baselines = {
+            "warm": samples["warm `true`: raw SDK exec_run"],
+            "py": samples['`python3 -c "print(1)"`: raw SDK exec_run'],
+        }
+        for name, times in samples.items():
+            base = baselines["warm"] if "true" in name or "run_python" in name else baselines["py"]
+            rows.append(
+                (
+                    name,
+                    ms(pct(times, 0.5)),
+                    ms(pct(times, 0.95)),
+                    f"{pct(times, 0.5) / pct(base, 0.5):.2f}x",
+                )
             )
-        )
+        plain.cleanup_all(remove_volumes=True)
 
         # First call of a new session.
         n_first = max(5, runs // 5)

@@ -30,7 +30,7 @@ def main() -> None:
             page.locator("#chatbox textarea").wait_for(timeout=60_000)
             expect(page.locator("#chats")).to_contain_text("New chat")  # the page has loaded
             examples = page.locator("button.gallery-item")
-            for index, expected in ((1, "North"), (2, "chart saved")):
+            for index, expected in ((1, "North"), (2, "revenue.png"), (3, "chart saved")):
                 examples.nth(index).click()
                 page.locator("#chatbox textarea").press("Enter")
                 expect(page.locator("#chatbot")).to_contain_text(expected)

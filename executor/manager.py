@@ -26,7 +26,8 @@ from ._registry import WorkspaceRegistry
 from .errors import DockerUnavailableError, ImageNotFoundError
 from .keys import split_key
 from .pool import POOL_LABEL, WarmPool
-from .sandbox import Sandbox
+from .runner import RunnerChannel, RunnerError
+from .sandbox import KILL_ALL, Sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class SandboxManager:
         self._closing = threading.Event()
         self._reaper: threading.Thread | None = None
         self.pool: WarmPool | None = None
+        self._volumes_at_start: set[str] = set()
         self.registry = WorkspaceRegistry(
             spec.state_dir / f"{spec.app_label}-workspaces.json" if spec.state_dir else None
         )
@@ -124,6 +126,7 @@ class SandboxManager:
                     container_kwargs=self._pool_container_kwargs,
                     image_id=lambda: client.images.get(self.spec.image_name).id,
                     check_every_s=self.spec.pool_check_interval_s,
+                    start_runner=self._pool_runner if self.spec.use_runner else None,
                 )
                 self.pool.start()
             self._started = True
@@ -167,6 +170,9 @@ class SandboxManager:
                 continue  # the label could not hold the id exactly; found by name on next use
             self._sandboxes[user_id] = self._new_sandbox(user_id, container_id=container.id)
             logger.info("adopted sandbox %s (%s)", container.name, container.status)
+        self._volumes_at_start = {
+            v.name for v in self._client.volumes.list(filters=selector)
+        }  # a session with a volume here keeps it: it must not take a pooled container
         pool_volumes = {"label": [f"{APP_LABEL}={self.spec.app_label}", f"{POOL_LABEL}=1"]}
         for volume in self._client.volumes.list(filters=pool_volumes):
             if volume.name not in claimed:
@@ -194,15 +200,41 @@ class SandboxManager:
             claim=None if registered else self._claim,
         )
 
+    def _pool_runner(self, container_id: str) -> RunnerChannel | None:
+        """Start a pool member's runner ahead of time; None if it will not start (then the
+        session starts one on first use)."""
+        assert self._client is not None
+        client = self._client
+
+        def kill_all() -> None:
+            with contextlib.suppress(docker.errors.APIError):
+                exec_id = client.api.exec_create(
+                    container_id, ["bash", "-c", KILL_ALL], user=_hardening.SANDBOX_USER
+                )["Id"]
+                client.api.exec_start(exec_id, detach=True)
+
+        try:
+            return RunnerChannel(
+                client, container_id, kill_grace_s=self.spec.kill_grace_s, kill_all=kill_all
+            )
+        except (RunnerError, docker.errors.APIError) as exc:
+            logger.warning("pool member runner did not start: %s", exc)
+            return None
+
     def _claim(self, sandbox: Sandbox) -> bool:
         """Give a new session a warm-pool container (recorded, so its volume is found again)."""
-        if self.pool is None:
+        if self.pool is None or sandbox.volume in self._volumes_at_start:
             return False
         member = self.pool.claim()
         if member is None:
             return False
         self.registry.set(sandbox.user_id, member.name, member.volume)
-        sandbox.attach(name=member.name, volume=member.volume, container_id=member.container_id)
+        sandbox.attach(
+            name=member.name,
+            volume=member.volume,
+            container_id=member.container_id,
+            runner=member.runner,
+        )
         logger.info("session took pool member %s", member.name)
         return True
 

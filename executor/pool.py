@@ -34,6 +34,7 @@ class PoolMember:
     name: str
     volume: str
     image_id: str
+    runner: Any = None  # a RunnerChannel started ahead too, so the first command is fast
 
 
 class WarmPool:
@@ -49,6 +50,7 @@ class WarmPool:
         container_kwargs: Callable[[str, str], dict[str, Any]],
         image_id: Callable[[], str],
         check_every_s: float = 10.0,
+        start_runner: Callable[[str], Any] | None = None,
     ) -> None:
         self.client = client
         self.size = size
@@ -57,6 +59,7 @@ class WarmPool:
         self._container_kwargs = container_kwargs
         self._image_id = image_id
         self._check_every_s = check_every_s
+        self._start_runner = start_runner
         self._members: deque[PoolMember] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -104,6 +107,8 @@ class WarmPool:
                 with self._lock:
                     if member in self._members:
                         self._members.remove(member)
+                if member.runner is not None:
+                    member.runner.close()
                 self._remove(member.name, member.volume)
                 logger.info("discarded pool member %s", member.name)
         while not self._closing.is_set():
@@ -137,7 +142,8 @@ class WarmPool:
             self._remove(name, volume)
             raise
         self.created += 1
-        return PoolMember(container.id, name, volume, image_id)
+        runner = self._start_runner(container.id) if self._start_runner else None
+        return PoolMember(container.id, name, volume, image_id, runner)
 
     def _remove(self, name: str, volume: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):
@@ -154,4 +160,6 @@ class WarmPool:
         with self._lock:
             members, self._members = list(self._members), deque()
         for member in members:
+            if member.runner is not None:
+                member.runner.close()
             self._remove(member.name, member.volume)

@@ -113,7 +113,7 @@ class RunnerChannel:
         kill_all: Callable[[], None],
     ) -> None:
         self.kill_grace_s = kill_grace_s
-        self._kill_all = kill_all  # kills every sandbox-user process: used before abandoning
+        self.kill_all = kill_all  # kills every sandbox-user process: used before abandoning
         argv = ["python3", "-I", "-S", "-u", "-c", BOOTSTRAP, "sandbox-runner"]
         exec_kwargs = _hardening.exec_kwargs(stdin=True)
         exec_id = client.api.exec_create(container_id, argv, **exec_kwargs)["Id"]
@@ -178,7 +178,7 @@ class RunnerChannel:
         if self.closed:
             return
         if not self._eof:
-            self._kill_all()
+            self.kill_all()
             deadline = time.monotonic() + self.kill_grace_s
             while not self._eof and time.monotonic() < deadline:
                 readable, _, _ = select.select([self._sock], [], [], 0.1)

@@ -68,7 +68,7 @@ fi
 exit "$_rc"
 """
 
-_KILL_ALL = "for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do kill -9 -1 2>/dev/null || exit 0; done"
+KILL_ALL = "for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do kill -9 -1 2>/dev/null || exit 0; done"
 
 
 @dataclass(frozen=True)
@@ -158,16 +158,18 @@ class Sandbox:
         if self._container_id and self._running:
             return self._container_id
         api = self.client.api
+        claim, self._claim = self._claim, None  # a session claims at most once, ever
+        # A session new since the start-up sweep has no container yet (the sweep adopted every
+        # existing one), so a pooled container can be taken without asking Docker first.
+        if claim is not None and self._container_id is None and claim(self):
+            self._running = True
+            self.stopped_idle = False
+            assert self._container_id is not None
+            return self._container_id
         try:
             info = api.inspect_container(self.name)
         except docker.errors.NotFound:
             info = None
-        claim, self._claim = self._claim, None  # a session claims at most once, ever
-        if info is None and claim is not None and claim(self):
-            self._running = True  # a fresh pooled container, now this session's
-            self.stopped_idle = False
-            assert self._container_id is not None
-            return self._container_id
         image_id = self._image_id()
         if info is not None and info.get("Image") != image_id:
             logger.info(
@@ -198,9 +200,16 @@ class Sandbox:
         """Whether this session's container is (as far as we know) running."""
         return self._running and not self.stopped_idle
 
-    def attach(self, *, name: str, volume: str, container_id: str) -> None:
+    def attach(
+        self, *, name: str, volume: str, container_id: str, runner: RunnerChannel | None = None
+    ) -> None:
         """Make an existing container (a claimed pool member) this session's."""
         self.name, self.volume, self._container_id = name, volume, container_id
+        if self._runner is not None:
+            self._runner.close()
+        if runner is not None:
+            runner.kill_all = self._kill_quietly
+            self._runner = runner
 
     def _image_id(self) -> str:
         try:
@@ -371,7 +380,7 @@ class Sandbox:
         try:
             cid = self.ensure_running()
             kill_id = self.client.api.exec_create(
-                cid, ["bash", "-c", _KILL_ALL], user=_hardening.SANDBOX_USER
+                cid, ["bash", "-c", KILL_ALL], user=_hardening.SANDBOX_USER
             )["Id"]
             self.client.api.exec_start(kill_id, detach=True)
         except docker.errors.APIError as exc:
@@ -383,7 +392,7 @@ class Sandbox:
         try:
             cid = self.ensure_running()
             kill_id = self.client.api.exec_create(
-                cid, ["bash", "-c", _KILL_ALL], user=_hardening.SANDBOX_USER
+                cid, ["bash", "-c", KILL_ALL], user=_hardening.SANDBOX_USER
             )["Id"]
             self.client.api.exec_start(kill_id, detach=True)
         except docker.errors.APIError as exc:  # e.g. exec cannot start at the pids limit
@@ -436,6 +445,8 @@ class Sandbox:
             )
         for attempt in (1, 2):
             cid = self.ensure_running()
+            if self._runner is not None and self._runner.alive():
+                return self._runner  # a claimed pool member came with its runner started
             try:
                 self._runner = RunnerChannel(
                     self.client,

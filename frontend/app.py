@@ -45,6 +45,12 @@ def examples() -> list[dict[str, Any]]:
             "files": [str(SAMPLE_CSV)],
         },
         {
+            "text": "```python\nimport matplotlib.pyplot as plt  # df is still here from before\n"
+            "ax = df.groupby('date')['revenue'].sum().plot(title='Revenue per week')\n"
+            "plt.savefig('/workspace/revenue.png')\nprint('saved /workspace/revenue.png')\n```",
+            "files": [],
+        },
+        {
             "text": "```bash\npython3 /skills/csv-summary/scripts/summarize.py "
             "/workspace/sales.csv --chart /workspace/sales_chart.png\n```",
             "files": [],

@@ -146,7 +146,7 @@ def test_demo_walkthrough_from_the_example_buttons(page, app):
     url, _ = app
     open_app(page, url)
     examples = page.locator("button.gallery-item")
-    expect(examples).to_have_count(4)
+    expect(examples).to_have_count(5)
 
     def run_example(index: int, expected: str) -> None:
         examples.nth(index).click()
@@ -158,7 +158,8 @@ def test_demo_walkthrough_from_the_example_buttons(page, app):
     run_example(0, "coderunner")  # run a command
     run_example(1, "North")  # upload sales.csv (attached by the example) and summarise it
     expect(page.locator("#files")).to_contain_text("sales.csv")
-    run_example(2, "chart saved to /workspace/sales_chart.png")  # the skill makes a chart
+    run_example(2, "saved /workspace/revenue.png")  # plots df, kept from the step before
+    run_example(3, "chart saved to /workspace/sales_chart.png")  # the skill makes a chart
     expect(page.locator("#files")).to_contain_text("sales_chart.png")
     page.locator("#file-picker input").click()
     page.get_by_role("option", name="sales_chart.png").click()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -76,9 +78,11 @@ async def test_cleanup_removes_containers_and_asks_before_volumes(docker_client,
     )
     await client.execute_bash("one", "true")
     await client.execute_bash("two", "true")
-    client._manager.pool.refill_now()
     label = cli_env["EXECUTOR_APP_LABEL"]
-    assert len(app_containers(docker_client, label)) == 3  # two sessions, one pool member
+    deadline = time.monotonic() + 60
+    while len(app_containers(docker_client, label)) != 3 or client._manager.pool.ready() != 1:
+        assert time.monotonic() < deadline, "the pool did not settle"
+        await asyncio.sleep(0.2)  # two sessions and one ready pool member
     result = run_cli("cleanup", env=cli_env)  # no terminal: volumes are kept
     assert result.returncode == 0, result.stderr
     assert app_containers(docker_client, label) == []

@@ -115,3 +115,34 @@ async def test_unclaimed_members_are_removed_at_shutdown_and_after_a_crash(
         filters={"label": [f"mcp-code-executor.app={label}", f"{POOL_LABEL}=1"]}
     )
     assert volumes == []
+
+
+async def test_a_pooled_session_uses_the_runner_started_ahead(pooled, docker_client):
+    pool = pooled._manager.pool
+    ready_runner = pool._members[0].runner
+    assert ready_runner is not None
+    result = await pooled.run("pool-fast", "echo quick")
+    assert (result.stdout, result.runner) == ("quick\n", True)
+    assert pooled._manager.get("pool-fast")._runner is ready_runner
+    runners = (await pooled.execute_bash("pool-fast", "pgrep -c -f sandbox-runner"))[1]
+    assert runners.strip() == "1"  # no second runner was started
+
+
+async def test_a_session_with_a_workspace_keeps_it_instead_of_taking_a_pooled_one(
+    make_executor, docker_client
+):
+    first = make_executor()  # no pool: a normal session container and volume
+    await first.write_file("returning", "mine.txt", "still mine")
+    first.cleanup_container("returning")  # the container goes while the app is down
+    again = DockerExecutionClient(
+        app_label=first.settings.app_label,
+        pool_size=1,
+        pool_check_interval_s=0.5,
+        state_dir=first.settings.state_dir,
+        audit_log=first.settings.audit_log,
+    )
+    await again.start()
+    await wait_for(lambda: again._manager.pool.ready() == 1, what="the pool to fill")
+    assert await again.read_file("returning", "mine.txt") == "still mine"
+    assert again._manager.pool.ready() == 1  # the pooled container was not taken
+    await again.aclose()
