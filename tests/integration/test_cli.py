@@ -76,20 +76,23 @@ async def test_cleanup_removes_containers_and_asks_before_volumes(docker_client,
         state_dir=tmp_path / "state",
         audit_log=tmp_path / "audit.jsonl",
     )
-    await client.execute_bash("one", "true")
-    await client.execute_bash("two", "true")
-    label = cli_env["EXECUTOR_APP_LABEL"]
-    deadline = time.monotonic() + 60
-    while len(app_containers(docker_client, label)) != 3 or client._manager.pool.ready() != 1:
-        assert time.monotonic() < deadline, "the pool did not settle"
-        await asyncio.sleep(0.2)  # two sessions and one ready pool member
-    result = run_cli("cleanup", env=cli_env)  # no terminal: volumes are kept
-    assert result.returncode == 0, result.stderr
-    assert app_containers(docker_client, label) == []
-    assert "pass --yes" in result.stdout
-    volumes = docker_client.volumes.list(filters={"label": f"mcp-code-executor.app={label}"})
-    assert len(volumes) >= 2
-    result = run_cli("cleanup", "--yes", env=cli_env)
-    assert result.returncode == 0, result.stderr
-    assert docker_client.volumes.list(filters={"label": f"mcp-code-executor.app={label}"}) == []
-    client._manager.close()
+    try:
+        await client.execute_bash("one", "true")
+        await client.execute_bash("two", "true")
+        label = cli_env["EXECUTOR_APP_LABEL"]
+        deadline = time.monotonic() + 60
+        while len(app_containers(docker_client, label)) != 3 or client._manager.pool.ready() != 1:
+            assert time.monotonic() < deadline, "the pool did not settle"
+            await asyncio.sleep(0.2)  # two sessions and one ready pool member
+        result = run_cli("cleanup", env=cli_env)  # no terminal: volumes are kept
+        assert result.returncode == 0, result.stderr
+        assert app_containers(docker_client, label) == []
+        assert "pass --yes" in result.stdout
+        volumes = docker_client.volumes.list(filters={"label": f"mcp-code-executor.app={label}"})
+        assert len(volumes) >= 2
+        result = run_cli("cleanup", "--yes", env=cli_env)
+        assert result.returncode == 0, result.stderr
+        assert docker_client.volumes.list(filters={"label": f"mcp-code-executor.app={label}"}) == []
+    finally:
+        client._manager.close()
+        client.cleanup_all(remove_volumes=True)
