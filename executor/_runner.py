@@ -261,7 +261,17 @@ class Runner:
         for stream, kind in streams.items():
             os.set_blocking(stream.fileno(), False)
             self.selector.register(stream, selectors.EVENT_READ, kind)
-        outcome = self.pump(rid, request, streams, lambda: proc.poll() is not None)
+        try:  # wake when the command exits, even if a background child keeps its pipes open
+            exited = os.pidfd_open(proc.pid)
+            self.selector.register(exited, selectors.EVENT_READ, "done")
+        except (AttributeError, OSError):
+            exited = None
+        try:
+            outcome = self.pump(rid, request, streams, lambda: proc.poll() is not None)
+        finally:
+            if exited is not None:
+                self.selector.unregister(exited)
+                os.close(exited)
         if outcome != "done":
             with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -307,7 +317,12 @@ class Runner:
             return True
 
         os.set_blocking(self.kernel_done, False)
-        outcome = self.pump(rid, request, streams, finished)
+        # Wake as soon as the kernel says "done", not at the next tick of the loop.
+        self.selector.register(self.kernel_done, selectors.EVENT_READ, "done")
+        try:
+            outcome = self.pump(rid, request, streams, finished)
+        finally:
+            self.selector.unregister(self.kernel_done)
         self.drain(rid, streams, request["limit"])
         lost = outcome != "done" or not answer
         if lost:
@@ -337,6 +352,8 @@ class Runner:
                     for kind, frame_rid, _ in self.host.frames():
                         if kind == KILL and frame_rid == rid:
                             return "killed"
+                elif key.data == "done":
+                    pass  # finished() reads it
                 elif key.fileobj in streams:
                     self.forward(rid, key.fileobj, key.data, request["limit"])
                     if sum(self.sent.values()) > request.get("flood", 1 << 62):
