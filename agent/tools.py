@@ -174,10 +174,7 @@ def make_tools(
             command: The bash command line(s) to run, e.g. "ls -la" or "python3 script.py".
             timeout: Seconds before the command is killed (exit code 124); at most 3600.
         """
-        try:
-            stream = executor.stream_bash(key(tool_context), command, timeout=timeout)
-        except ExecutorError as exc:
-            return error_result(exc)
+        stream = executor.stream_bash(key(tool_context), command, timeout=timeout)
         return await run_streamed(stream, tool_context, timeout)
 
     async def run_python(code: str, tool_context: ToolContext, timeout: int = 60) -> dict:
@@ -192,10 +189,7 @@ def make_tools(
             code: Python source to run, e.g. "import pandas as pd\ndf = pd.read_csv('a.csv')".
             timeout: Seconds before the code is stopped (exit code 124); at most 3600.
         """
-        try:
-            stream = executor.stream_python(key(tool_context), code, timeout=timeout)
-        except ExecutorError as exc:
-            return error_result(exc)
+        stream = executor.stream_python(key(tool_context), code, timeout=timeout)
         return await run_streamed(stream, tool_context, timeout)
 
     async def reset_python(tool_context: ToolContext) -> dict:

@@ -32,7 +32,6 @@ from .errors import ExecutorError, FileTooLargeError, InvalidArgumentError
 from .keys import split_key
 from .limits import UserLimits
 from .manager import SandboxManager
-from .runner import OnChunk
 from .sandbox import ExecutionResult, Sandbox
 from .tools_index import ToolFunction
 
@@ -186,10 +185,25 @@ class DockerExecutionClient:
 
     def _sandbox(self, key: str) -> Sandbox:
         """The key's Sandbox, refusing a new live session beyond the user's limit."""
-        owner, _ = split_key(key)
-        live = self._manager.live_keys(owner)
-        self._limits.check_session(owner, key, live, self.settings.idle_timeout_s)
-        return self._manager.get(key)
+        sandbox = self._manager.get(key)  # no container yet: that waits for the first use
+        if self._limits.live_sessions and not sandbox.is_live():
+            owner, _ = split_key(key)
+            live = self._manager.live_keys(owner)
+            self._limits.check_session(owner, key, live, self.settings.idle_timeout_s)
+        return sandbox
+
+    def _in_sandbox(self, key: str, method: str, *args: Any) -> Any:
+        """Call a Sandbox method (in a worker thread: it blocks on Docker)."""
+        return getattr(self._sandbox(key), method)(*args)
+
+    @staticmethod
+    async def _result_of(stream: AsyncIterator[OutputChunk | ExecutionResult]) -> ExecutionResult:
+        result = None
+        async for item in stream:
+            if isinstance(item, ExecutionResult):
+                result = item
+        assert result is not None
+        return result
 
     # -- commands ------------------------------------------------------------------------
 
@@ -218,30 +232,7 @@ class DockerExecutionClient:
 
     async def run(self, user_id: str, command: str, timeout: float = 30) -> ExecutionResult:
         """Run a bash command; the full result (exit code, output, timed_out, duration)."""
-        timeout = self._check_timeout(timeout)
-        self._check_command(command)
-        cancel = threading.Event()
-        owner, _ = split_key(user_id)
-        with self._limits.execution(owner):
-            return await self._audited(
-                user_id,
-                "execute",
-                command,
-                self._offload(self._run_sync, user_id, command, timeout, cancel, cancel=cancel),
-                bytes_in=len(command.encode("utf-8", "replace")),
-                exit_code=lambda r: r.exit_code,
-                bytes_out=lambda r: len(r.stdout) + len(r.stderr),
-            )
-
-    def _run_sync(
-        self,
-        user_id: str,
-        command: str,
-        timeout: float,
-        cancel: threading.Event,
-        on_chunk: OnChunk | None = None,
-    ) -> ExecutionResult:
-        return self._sandbox(user_id).run_bash(command, timeout, cancel, on_chunk)
+        return await self._result_of(self.stream_bash(user_id, command, timeout))
 
     async def stream_bash(
         self, user_id: str, command: str, timeout: float = 30
@@ -252,21 +243,14 @@ class DockerExecutionClient:
         """
         timeout = self._check_timeout(timeout)
         self._check_command(command)
-        async for item in self._streamed(
-            user_id, "execute", command, self._run_sync, user_id, command, timeout
-        ):
+        async for item in self._streamed(user_id, "execute", command, "run_bash", timeout):
             yield item
 
     async def run_python(self, user_id: str, code: str, timeout: float = 30) -> ExecutionResult:
         """Run Python in the session's persistent interpreter: variables, imports and
         definitions stay for the next call; the value of a final expression is printed.
         A timeout, crash or kill restarts the interpreter, and the result says state was lost."""
-        result: ExecutionResult | None = None
-        async for item in self.stream_python(user_id, code, timeout):
-            if isinstance(item, ExecutionResult):
-                result = item
-        assert result is not None
-        return result
+        return await self._result_of(self.stream_python(user_id, code, timeout))
 
     async def stream_python(
         self, user_id: str, code: str, timeout: float = 30
@@ -274,34 +258,23 @@ class DockerExecutionClient:
         """`run_python`, yielding output as it comes, then the result."""
         timeout = self._check_timeout(timeout)
         self._check_command(code)
-        async for item in self._streamed(
-            user_id, "python", code, self._python_sync, user_id, code, timeout
-        ):
+        async for item in self._streamed(user_id, "python", code, "run_python", timeout):
             yield item
 
     async def reset_python(self, user_id: str) -> bool:
         """Forget the session's Python variables; True if an interpreter had state."""
-        return await self._offload(lambda: self._sandbox(user_id).reset_python())
-
-    def _python_sync(
-        self,
-        user_id: str,
-        code: str,
-        timeout: float,
-        cancel: threading.Event,
-        on_chunk: OnChunk | None = None,
-    ) -> ExecutionResult:
-        return self._sandbox(user_id).run_python(code, timeout, cancel, on_chunk)
+        return await self._offload(self._in_sandbox, user_id, "reset_python")
 
     async def _streamed(
         self,
         key: str,
         operation: str,
         target: str,
-        call: Callable[..., ExecutionResult],
-        *args: Any,
+        method: str,
+        timeout: float,
     ) -> AsyncIterator[OutputChunk | ExecutionResult]:
-        """Run `call` in a worker thread; yield its output chunks as they come, then its result."""
+        """Run Sandbox.`method`(target, ...) in a worker thread, under the user's limits and the
+        audit log; yield its output chunks as they come, then its result."""
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         decoders = {
@@ -319,7 +292,16 @@ class DockerExecutionClient:
                     key,
                     operation,
                     target,
-                    self._offload(call, *args, cancel, on_chunk, cancel=cancel),
+                    self._offload(
+                        self._in_sandbox,
+                        key,
+                        method,
+                        target,
+                        timeout,
+                        cancel,
+                        on_chunk,
+                        cancel=cancel,
+                    ),
                     bytes_in=len(target.encode("utf-8", "replace")),
                     exit_code=lambda r: r.exit_code,
                     bytes_out=lambda r: len(r.stdout) + len(r.stderr),

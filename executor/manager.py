@@ -27,7 +27,7 @@ from .errors import DockerUnavailableError, ImageNotFoundError
 from .keys import split_key
 from .pool import POOL_LABEL, WarmPool
 from .runner import RunnerChannel, RunnerError
-from .sandbox import KILL_ALL, Sandbox
+from .sandbox import Sandbox, kill_all_processes
 
 logger = logging.getLogger(__name__)
 
@@ -208,10 +208,7 @@ class SandboxManager:
 
         def kill_all() -> None:
             with contextlib.suppress(docker.errors.APIError):
-                exec_id = client.api.exec_create(
-                    container_id, ["bash", "-c", KILL_ALL], user=_hardening.SANDBOX_USER
-                )["Id"]
-                client.api.exec_start(exec_id, detach=True)
+                kill_all_processes(client, container_id)
 
         try:
             return RunnerChannel(

@@ -84,10 +84,6 @@ class WarmPool:
         self._wake.set()
         return member
 
-    def refill_now(self) -> None:
-        """Fill the pool in the calling thread (start-up, tests)."""
-        self._fill()
-
     def _loop(self) -> None:
         while not self._closing.is_set():
             try:

@@ -37,7 +37,7 @@ from .errors import (
     SandboxFileNotFoundError,
     SandboxStartError,
 )
-from .runner import OnChunk, RunnerChannel, RunnerError
+from .runner import FILES_SOURCE, OnChunk, RunnerChannel, RunnerError
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ _RUNNER_FAILURES_ALLOWED = 3  # after this many, a session uses plain docker exe
 TIMEOUT_EXIT_CODE = 124
 KILLED_EXIT_CODE = 137
 
-_FILES_HELPER = (Path(__file__).with_name("_sandbox_files.py")).read_text()
 
 # Runs the command with a backstop timeout (should the host die mid-call), then kills every
 # process of the sandbox user that is left: background jobs, setsid/nohup escapees, daemons.
@@ -69,6 +68,15 @@ exit "$_rc"
 """
 
 KILL_ALL = "for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do kill -9 -1 2>/dev/null || exit 0; done"
+
+
+def kill_all_processes(client: docker.DockerClient, container_id: str) -> None:
+    """SIGKILL every process of the sandbox user, from a detached exec (a bash builtin loop:
+    no fork needed, so it works at the pids limit). Raises docker's APIError if it cannot run."""
+    exec_id = client.api.exec_create(
+        container_id, ["bash", "-c", KILL_ALL], user=_hardening.SANDBOX_USER
+    )["Id"]
+    client.api.exec_start(exec_id, detach=True)
 
 
 @dataclass(frozen=True)
@@ -378,11 +386,7 @@ class Sandbox:
     def _kill_quietly(self) -> None:
         """Kill every sandbox-user process now (a detached exec), before abandoning a runner."""
         try:
-            cid = self.ensure_running()
-            kill_id = self.client.api.exec_create(
-                cid, ["bash", "-c", KILL_ALL], user=_hardening.SANDBOX_USER
-            )["Id"]
-            self.client.api.exec_start(kill_id, detach=True)
+            kill_all_processes(self.client, self.ensure_running())
         except docker.errors.APIError as exc:
             logger.warning("sandbox %s: could not kill processes: %s", self.name, exc)
 
@@ -390,11 +394,7 @@ class Sandbox:
         """Kill every process of the sandbox user, from a second, detached exec."""
         self._drop_runner("every process in the sandbox was stopped")
         try:
-            cid = self.ensure_running()
-            kill_id = self.client.api.exec_create(
-                cid, ["bash", "-c", KILL_ALL], user=_hardening.SANDBOX_USER
-            )["Id"]
-            self.client.api.exec_start(kill_id, detach=True)
+            kill_all_processes(self.client, self.ensure_running())
         except docker.errors.APIError as exc:  # e.g. exec cannot start at the pids limit
             logger.warning("sandbox %s: kill exec failed (%s); restarting", self.name, exc)
             self.restart()
@@ -703,29 +703,29 @@ class Sandbox:
                     f"[Python state was lost earlier ({self._python}); variables, "
                     "imports and definitions from before are gone]",
                 )
-            if channel is None:
+            result = None
+            if channel is not None:
+                started = time.monotonic()
+                try:
+                    result = self._via_runner(
+                        channel,
+                        {"op": "python", "code": code},
+                        timeout_s,
+                        cancel,
+                        on_chunk,
+                        notes,
+                    )
+                except RunnerError as exc:
+                    self._python = "none"
+                    if exc.acked:
+                        result = self._stopped_mid_command(exc, timeout_s, started, notes)
+                        return dataclasses.replace(result, python_state_lost=True)
+                    self._runner_failed(exc, notes)
+            if result is None:  # no runner: a one-off interpreter through docker exec
                 self._python = "none"
                 notes.append(
-                    "[the Python state could not be kept: the command runner is "
-                    "unavailable, so this ran as a one-off `python3 -c`]"
-                )
-                return self._run_bash_exec(
-                    f"python3 -c {shlex.quote(code)}", timeout_s, cancel, on_chunk, notes
-                )
-            started = time.monotonic()
-            try:
-                result = self._via_runner(
-                    channel, {"op": "python", "code": code}, timeout_s, cancel, on_chunk, notes
-                )
-            except RunnerError as exc:
-                self._python = "none"
-                if exc.acked:
-                    result = self._stopped_mid_command(exc, timeout_s, started, notes)
-                    return dataclasses.replace(result, python_state_lost=True)
-                self._runner_failed(exc, notes)
-                notes.append(
-                    "[the Python state could not be kept: this ran as a one-off "
-                    "`python3 -c` with docker exec]"
+                    "[the Python state could not be kept: the command runner is unavailable, "
+                    "so this ran as a one-off `python3 -c` with docker exec]"
                 )
                 return self._run_bash_exec(
                     f"python3 -c {shlex.quote(code)}", timeout_s, cancel, on_chunk, notes
@@ -802,7 +802,7 @@ class Sandbox:
                         f"{op} of {args.get('path', '/workspace')} failed: the command runner "
                         f"{exc.reason}; try again"
                     ) from exc
-        argv = ["python3", "-I", "-S", "-c", _FILES_HELPER, op, json.dumps(args)]
+        argv = ["python3", "-I", "-S", "-c", FILES_SOURCE, op, json.dumps(args)]
         return self.exec(
             argv,
             timeout_s=timeout_s,
