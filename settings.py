@@ -36,6 +36,8 @@ class ConfigError(ValueError):
 class ExecutorSettings:
     """Limits and wiring of the sandbox containers. Every default is the hardened one."""
 
+    # Where sandboxes run: "docker" (the daemon DOCKER_HOST names) or "kubernetes".
+    engine: str = "docker"
     image_name: str = "mcp-code-executor:latest"
     # Label value and name prefix of every container and volume this app creates. Two apps
     # (or the test suite and a running app) on one daemon must use different values.

@@ -1,12 +1,16 @@
-"""The sandbox executor: one hardened Docker container per chat session.
+"""The sandbox executor: one hardened container per chat session.
 
-Public API: `DockerExecutionClient` and the error tree rooted at `ExecutorError`. No ADK, no
-Gradio here; the agent and the UI sit on top.
+Public API: `DockerExecutionClient`, the result types it returns, and the error tree rooted at
+`ExecutorError`. No ADK, no Gradio here; the agent, the UI and the MCP server sit on top. Layers:
+engine (engines/) -> sandbox (sandbox.py) -> manager (manager.py) -> client (client.py).
 """
 
-from .client import DockerExecutionClient, FileInfo, OutputChunk
+from .client import DockerExecutionClient
 from .errors import (
+    ContainerConflictError,
+    ContainerNotFoundError,
     DockerUnavailableError,
+    EngineError,
     ExecutorError,
     FileTooLargeError,
     ImageNotFoundError,
@@ -19,29 +23,46 @@ from .errors import (
     SandboxFileNotFoundError,
     SandboxPathError,
     SandboxStartError,
+    SandboxUnavailableError,
 )
 from .keys import chat_key, split_key
-from .sandbox import ExecutionResult
+from .results import (
+    ExecutionResult,
+    FileInfo,
+    FileRead,
+    Inventory,
+    OutputChunk,
+    PoolStatus,
+    SandboxInfo,
+)
 from .tools_index import ToolFunction
 
 __all__ = [
+    "ContainerConflictError",
+    "ContainerNotFoundError",
     "DockerExecutionClient",
     "DockerUnavailableError",
+    "EngineError",
     "ExecutionResult",
     "ExecutorError",
     "FileInfo",
+    "FileRead",
     "FileTooLargeError",
     "ImageNotFoundError",
     "InvalidArgumentError",
+    "Inventory",
     "NotARegularFileError",
     "OutputChunk",
     "PathNotAllowedError",
+    "PoolStatus",
     "QuotaExceededError",
     "RateLimitedError",
     "SandboxCommandError",
     "SandboxFileNotFoundError",
+    "SandboxInfo",
     "SandboxPathError",
     "SandboxStartError",
+    "SandboxUnavailableError",
     "ToolFunction",
     "chat_key",
     "split_key",

@@ -1,6 +1,8 @@
-"""The Docker arguments of a sandbox container and of each exec in it: the hardening, in one place.
+"""The sandbox's hardening policy, independent of the engine that applies it.
 
-Why each setting is there (measured on these machines, see shared notes `sandbox-hardening.md`):
+Each engine maps this onto its own API in one place (`engines/_docker_hardening.py` for Docker,
+`engines/_k8s_objects.py` for Kubernetes). Why each setting is there (measured on these machines,
+see the shared notes `sandbox-hardening.md`):
 - PID 1 is docker-init (reaps zombies) and the main process runs as root *without capabilities*:
   the sandbox user (uid 1000) can neither kill it nor write to its stdout; every exec runs as 1000.
 - No capabilities, no-new-privileges, default seccomp, no network, read-only root filesystem.
@@ -13,11 +15,6 @@ Why each setting is there (measured on these machines, see shared notes `sandbox
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
-
-from docker.types import LogConfig, Mount, Ulimit
 
 from settings import ExecutorSettings
 
@@ -53,77 +50,3 @@ def check_limits(spec: ExecutorSettings) -> None:
         )
     if spec.pids_limit < 16 or spec.cpu_limit <= 0 or spec.max_file_bytes <= 0:
         raise ValueError("pids_limit must be >= 16, cpu_limit and max_file_bytes > 0")
-
-
-def container_kwargs(
-    spec: ExecutorSettings,
-    *,
-    name: str,
-    volume: str,
-    labels: dict[str, str],
-    tools_path: Path | None,
-    skills_path: Path | None,
-) -> dict[str, Any]:
-    """Keyword arguments for `client.containers.run` that create one session's sandbox."""
-    mounts = [Mount(target=WORKSPACE, source=volume, type="volume")]
-    for target, source in (("/tools", tools_path), ("/skills", skills_path)):
-        if source is not None and source.is_dir():
-            mounts.append(
-                Mount(
-                    target=target,
-                    source=str(source.resolve()),
-                    type="bind",
-                    read_only=True,
-                )
-            )
-    kwargs: dict[str, Any] = {
-        "image": spec.image_name,
-        "command": ["sleep", "infinity"],
-        "name": name,
-        "hostname": "sandbox",
-        "labels": labels,
-        "detach": True,
-        "init": True,
-        "user": "0:0",
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true"],
-        "read_only": True,
-        "tmpfs": {
-            "/tmp": f"rw,nosuid,nodev,exec,size={spec.tmp_size_bytes},mode=1777",
-            HOME: f"rw,nosuid,nodev,size={spec.home_size_bytes},uid=1000,gid=1000,mode=0700",
-        },
-        "shm_size": spec.shm_size_bytes,
-        "network_mode": spec.network_mode,
-        "pids_limit": spec.pids_limit,
-        "mem_limit": spec.memory_limit_bytes,
-        "memswap_limit": spec.memory_limit_bytes,
-        "nano_cpus": int(spec.cpu_limit * 1e9),
-        "ulimits": [
-            Ulimit(name="nofile", soft=spec.nofile_limit, hard=spec.nofile_limit),
-            Ulimit(name="core", soft=0, hard=0),
-            Ulimit(name="fsize", soft=spec.max_file_bytes, hard=spec.max_file_bytes),
-        ],
-        "log_config": LogConfig(type="none"),
-        "environment": SANDBOX_ENVIRONMENT,
-        "working_dir": WORKSPACE,
-        "mounts": mounts,
-        "restart_policy": {"Name": "no"},
-        "oom_score_adj": 500,
-        "stdin_open": False,
-        "tty": False,
-    }
-    if spec.runtime:
-        kwargs["runtime"] = spec.runtime
-    return kwargs
-
-
-def exec_kwargs(*, stdin: bool) -> dict[str, Any]:
-    """Keyword arguments for `api.exec_create`: always the sandbox user, in /workspace."""
-    return {
-        "stdout": True,
-        "stderr": True,
-        "stdin": stdin,
-        "tty": False,
-        "user": SANDBOX_USER,
-        "workdir": WORKSPACE,
-    }

@@ -156,8 +156,10 @@ def op_write(args, out, stdin):
     received = 0
     try:
         with os.fdopen(fd, "wb") as f:
-            while True:
-                chunk = stdin.read1(CHUNK) if hasattr(stdin, "read1") else stdin.read(CHUNK)
+            # Exactly `size` bytes: the host need not close its end (TLS cannot half-close).
+            while received < size:
+                want = min(CHUNK, size - received)
+                chunk = stdin.read1(want) if hasattr(stdin, "read1") else stdin.read(want)
                 if not chunk:
                     break
                 received += len(chunk)

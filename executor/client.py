@@ -1,8 +1,8 @@
-"""DockerExecutionClient: the async API the agent and the UI use.
+"""DockerExecutionClient: the async API the agent, the UI and the MCP server use.
 
-The docker SDK is synchronous. Every call into it leaves the event loop here, at one boundary
-(`_offload`), onto a pool sized for `max_concurrency`, so many sessions run at once without
-serialising on asyncio's small default pool. A cancelled call sets a flag that the running
+Engines are synchronous (the docker SDK is). Every call into one leaves the event loop here, at
+one boundary (`_offload`), onto a pool sized for `max_concurrency`, so many sessions run at once
+without serialising on asyncio's small default pool. A cancelled call sets a flag that the running
 command sees within a fraction of a second; the command and its children are then killed.
 """
 
@@ -14,51 +14,41 @@ import contextlib
 import dataclasses
 import functools
 import json
-import math
+import os
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import docker
 from settings import ExecutorSettings
 
-from . import _hardening, tools_index
+from . import _hardening, _validate, tools_index
+from ._exec import FileSink
 from .audit import AuditLog
-from .errors import ExecutorError, FileTooLargeError, InvalidArgumentError
+from .engines import Engine, make_engine
+from .errors import ExecutorError, FileTooLargeError
 from .keys import split_key
 from .limits import UserLimits
 from .manager import SandboxManager
-from .sandbox import ExecutionResult, Sandbox
+from .results import (
+    ExecutionResult,
+    FileInfo,
+    FileRead,
+    Inventory,
+    OutputChunk,
+    PoolStatus,
+    SandboxInfo,
+)
+from .sandbox import Sandbox
 from .tools_index import ToolFunction
 
 T = TypeVar("T")
 
-_MAX_COMMAND_BYTES = 100_000  # one argv element must stay under 128 KiB
 _MAX_LIST_ENTRIES = 5000
-
-
-@dataclass(frozen=True)
-class OutputChunk:
-    """A piece of a running command's output (decoded; invalid UTF-8 becomes U+FFFD)."""
-
-    stream: str  # "stdout" or "stderr"
-    text: str
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """One entry of a directory listing in the sandbox."""
-
-    path: str
-    name: str
-    size: int
-    modified: float  # seconds since the epoch
-    is_dir: bool
-    is_symlink: bool = False
+_BYTES_PER_S = 20 << 20  # file operations get 60 s plus this rate for their size
 
 
 class DockerExecutionClient:
@@ -69,6 +59,8 @@ class DockerExecutionClient:
         tools_path: Host folder mounted read-only at /tools (default: the project's `tools/`).
         skills_path: Host folder mounted read-only at /skills (default: the project's `skills/`).
         docker_client: A docker SDK client to use instead of one made from the environment.
+        sandbox_engine: An engine object to use (see `executor.engines`) instead of the one the
+            `engine` setting names; overrides `docker_client`.
         **settings: Any field of `settings.ExecutorSettings`, e.g. `memory_limit_bytes=...`.
     """
 
@@ -78,7 +70,8 @@ class DockerExecutionClient:
         tools_path: str | Path | None = None,
         skills_path: str | Path | None = None,
         *,
-        docker_client: docker.DockerClient | None = None,
+        docker_client: Any = None,
+        sandbox_engine: Engine | None = None,
         **settings: Any,
     ) -> None:
         known = {f.name for f in dataclasses.fields(ExecutorSettings)}
@@ -96,17 +89,22 @@ class DockerExecutionClient:
             spec = dataclasses.replace(spec, skills_path=Path(skills_path))
         _hardening.check_limits(spec)
         self.settings = spec
-
-        def make_client() -> docker.DockerClient:
+        engine = sandbox_engine
+        if engine is None:
+            options: dict[str, Any] = {"max_connections": spec.max_concurrency}
             if docker_client is not None:
-                return docker_client
-            return docker.DockerClient.from_env(max_pool_size=spec.max_concurrency, timeout=120)
-
+                options["client"] = docker_client
+            engine = make_engine(spec.engine, **options)
+        self.engine = engine
         self._manager = SandboxManager(
-            make_client, spec, tools_path=spec.tools_path, skills_path=spec.skills_path
+            engine,
+            spec,
+            tools_path=spec.tools_path,
+            skills_path=spec.skills_path,
+            exec_word=f"{engine.name} exec",
         )
         self._pool = ThreadPoolExecutor(
-            max_workers=spec.max_concurrency, thread_name_prefix="docker-exec"
+            max_workers=spec.max_concurrency, thread_name_prefix="sandbox-exec"
         )
         self._audit = AuditLog(
             spec.audit_log, max_bytes=spec.audit_max_bytes, backups=spec.audit_backups
@@ -186,53 +184,21 @@ class DockerExecutionClient:
     def _sandbox(self, key: str) -> Sandbox:
         """The key's Sandbox, refusing a new live session beyond the user's limit."""
         sandbox = self._manager.get(key)  # no container yet: that waits for the first use
-        if self._limits.live_sessions and not sandbox.is_live():
+        if self._limits.live_sessions and not sandbox.container.is_live():
             owner, _ = split_key(key)
             live = self._manager.live_keys(owner)
             self._limits.check_session(owner, key, live, self.settings.idle_timeout_s)
         return sandbox
 
-    def _in_sandbox(self, key: str, method: str, *args: Any) -> Any:
-        """Call a Sandbox method (in a worker thread: it blocks on Docker)."""
-        return getattr(self._sandbox(key), method)(*args)
-
-    @staticmethod
-    async def _result_of(stream: AsyncIterator[OutputChunk | ExecutionResult]) -> ExecutionResult:
-        result = None
-        async for item in stream:
-            if isinstance(item, ExecutionResult):
-                result = item
-        assert result is not None
-        return result
+    def _in_sandbox(self, key: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a Sandbox method (in a worker thread: it blocks on the engine)."""
+        return getattr(self._sandbox(key), method)(*args, **kwargs)
 
     # -- commands ------------------------------------------------------------------------
 
-    def _check_timeout(self, timeout: float) -> float:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-            raise InvalidArgumentError(f"timeout must be a number of seconds, not {timeout!r}")
-        if not math.isfinite(timeout) or timeout <= 0:
-            raise InvalidArgumentError(f"timeout must be more than 0 seconds, not {timeout!r}")
-        if timeout > self.settings.max_timeout_s:
-            raise InvalidArgumentError(
-                f"timeout {timeout:g} s is over the limit of {self.settings.max_timeout_s:g} s"
-            )
-        return float(timeout)
-
-    @staticmethod
-    def _check_command(command: str) -> None:
-        if not isinstance(command, str):
-            raise InvalidArgumentError("command must be a string")
-        if "\0" in command:
-            raise InvalidArgumentError("command contains a NUL byte")
-        if len(command.encode("utf-8", "surrogateescape")) > _MAX_COMMAND_BYTES:
-            raise InvalidArgumentError(
-                f"command is longer than {_MAX_COMMAND_BYTES:,} bytes; write it to a file with "
-                "write_file and run the file instead"
-            )
-
     async def run(self, user_id: str, command: str, timeout: float = 30) -> ExecutionResult:
         """Run a bash command; the full result (exit code, output, timed_out, duration)."""
-        return await self._result_of(self.stream_bash(user_id, command, timeout))
+        return await _result_of(self.stream_bash(user_id, command, timeout))
 
     async def stream_bash(
         self, user_id: str, command: str, timeout: float = 30
@@ -241,8 +207,8 @@ class DockerExecutionClient:
 
         Stopping the iteration early (or cancelling the task) kills the command.
         """
-        timeout = self._check_timeout(timeout)
-        self._check_command(command)
+        timeout = _validate.timeout_s(timeout, self.settings.max_timeout_s)
+        _validate.command(command)
         async for item in self._streamed(user_id, "execute", command, "run_bash", timeout):
             yield item
 
@@ -250,14 +216,14 @@ class DockerExecutionClient:
         """Run Python in the session's persistent interpreter: variables, imports and
         definitions stay for the next call; the value of a final expression is printed.
         A timeout, crash or kill restarts the interpreter, and the result says state was lost."""
-        return await self._result_of(self.stream_python(user_id, code, timeout))
+        return await _result_of(self.stream_python(user_id, code, timeout))
 
     async def stream_python(
         self, user_id: str, code: str, timeout: float = 30
     ) -> AsyncIterator[OutputChunk | ExecutionResult]:
         """`run_python`, yielding output as it comes, then the result."""
-        timeout = self._check_timeout(timeout)
-        self._check_command(code)
+        timeout = _validate.timeout_s(timeout, self.settings.max_timeout_s)
+        _validate.command(code)
         async for item in self._streamed(user_id, "python", code, "run_python", timeout):
             yield item
 
@@ -266,12 +232,7 @@ class DockerExecutionClient:
         return await self._offload(self._in_sandbox, user_id, "reset_python")
 
     async def _streamed(
-        self,
-        key: str,
-        operation: str,
-        target: str,
-        method: str,
-        timeout: float,
+        self, key: str, operation: str, target: str, method: str, timeout: float
     ) -> AsyncIterator[OutputChunk | ExecutionResult]:
         """Run Sandbox.`method`(target, ...) in a worker thread, under the user's limits and the
         audit log; yield its output chunks as they come, then its result."""
@@ -315,10 +276,11 @@ class DockerExecutionClient:
                     )
                     if getter not in done:
                         getter.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await getter
                         break
                     stream, data = getter.result()
-                    text = decoders[stream].decode(data)
-                    if text:
+                    if text := decoders[stream].decode(data):
                         yield OutputChunk(stream, text)
                 while not chunks.empty():
                     stream, data = chunks.get_nowait()
@@ -343,78 +305,72 @@ class DockerExecutionClient:
 
     # -- files ---------------------------------------------------------------------------
 
-    def _file_op(
+    async def _file(
         self,
-        user_id: str,
+        key: str,
         op: str,
         args: dict[str, Any],
+        *,
         stdin: bytes | None = None,
         stdout_limit: int = 1 << 20,
+        stdout_sink: FileSink | None = None,
     ) -> tuple[bytes, dict[str, Any]]:
-        sandbox = self._sandbox(user_id)
-        timeout = 60 + (len(stdin or b"") + stdout_limit) / (20 << 20)
-        return sandbox.file_op(op, args, stdin=stdin, stdout_limit=stdout_limit, timeout_s=timeout)
+        timeout = 60 + (len(stdin or b"") + stdout_limit) / _BYTES_PER_S
+        return await self._offload(
+            self._in_sandbox,
+            key,
+            "file_op",
+            op,
+            args,
+            stdin=stdin,
+            stdout_limit=stdout_limit,
+            timeout_s=timeout,
+            stdout_sink=stdout_sink,
+        )
 
-    @staticmethod
-    def _check_path(path: str) -> str:
-        if not isinstance(path, str) or not path or "\0" in path:
-            raise InvalidArgumentError(
-                f"invalid path {path!r}: a non-empty string without NUL bytes"
-            )
-        return path
+    async def read_text(
+        self, user_id: str, file_path: str, offset: int = 0, line_count: int | None = None
+    ) -> FileRead:
+        """Lines `offset` .. `offset + line_count` of a text file (0-based; all when None), with
+        where to continue. Reads /workspace, /tools or /skills; at most `read_file_limit_bytes`."""
+        _validate.path(file_path)
+        args = {
+            "path": file_path,
+            "offset": _validate.offset(offset),
+            "line_count": _validate.line_count(line_count),
+            "limit": self.settings.read_file_limit_bytes,
+        }
+        data, meta = await self._file(
+            user_id, "read", args, stdout_limit=self.settings.read_file_limit_bytes
+        )
+        return FileRead(
+            text=data.decode("utf-8", "replace"),
+            offset=offset,
+            next_offset=int(meta.get("next_offset", offset)),
+            truncated=bool(meta.get("truncated")),
+            more=bool(meta.get("more")),
+        )
 
     async def read_file(
-        self,
-        user_id: str,
-        file_path: str,
-        offset: int = 0,
-        line_count: int | None = None,
+        self, user_id: str, file_path: str, offset: int = 0, line_count: int | None = None
     ) -> str:
-        """Lines `offset` .. `offset + line_count` of a text file (0-based; all when None).
-
-        Reads /workspace, /tools or /skills. At most `read_file_limit_bytes` are returned; when
-        more remain, a last line says so and which offset continues.
-        """
-        self._check_path(file_path)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgumentError(f"offset must be a whole number >= 0, not {offset!r}")
-        if line_count is not None and (
-            isinstance(line_count, bool) or not isinstance(line_count, int) or line_count < 1
-        ):
-            raise InvalidArgumentError(
-                f"line_count must be a whole number >= 1, not {line_count!r}"
-            )
-        limit = self.settings.read_file_limit_bytes
-        data, meta = await self._offload(
-            self._file_op,
-            user_id,
-            "read",
-            {
-                "path": file_path,
-                "offset": offset,
-                "line_count": line_count,
-                "limit": limit,
-            },
-            stdout_limit=limit,
+        """`read_text` as one string: when the byte limit cut the read, a last line says so
+        and which offset continues."""
+        read = await self.read_text(user_id, file_path, offset, line_count)
+        if not read.truncated:
+            return read.text
+        return read.text + (
+            f"\n[... read_file stopped at {self.settings.read_file_limit_bytes:,} bytes; "
+            f"continue with offset={read.next_offset} or use line_count ...]"
         )
-        text = data.decode("utf-8", "replace")
-        if meta.get("truncated"):
-            text += (
-                f"\n[... read_file stopped at {limit:,} bytes; continue with "
-                f"offset={meta.get('next_offset')} or use line_count ...]"
-            )
-        return text
 
     async def write_file(self, user_id: str, file_path: str, content: str | bytes) -> None:
         """Write `content` (text as UTF-8, or bytes) to a file under /workspace, byte-exact."""
-        data = content.encode("utf-8") if isinstance(content, str) else content
-        if not isinstance(data, bytes | bytearray):
-            raise InvalidArgumentError("content must be str or bytes")
-        await self.upload_file(user_id, file_path, bytes(data))
+        await self.upload_file(user_id, file_path, _validate.content(content))
 
     async def upload_file(self, user_id: str, path: str, data: bytes) -> None:
         """Store `data` at `path` under /workspace (parents created, owned by the sandbox user)."""
-        self._check_path(path)
+        _validate.path(path)
         if len(data) > self.settings.max_file_bytes:
             raise FileTooLargeError(
                 f"{path} is {len(data):,} bytes, over the per-file limit of "
@@ -425,60 +381,78 @@ class DockerExecutionClient:
             user_id,
             "upload",
             path,
-            self._offload(self._file_op, user_id, "write", args, stdin=data, stdout_limit=4096),
+            self._file(user_id, "write", args, stdin=data, stdout_limit=4096),
             bytes_in=len(data),
         )
 
+    async def download_to(self, user_id: str, path: str, dest: str | Path) -> int:
+        """Copy a file under /workspace to `dest` on the host in bounded memory; its size."""
+        _validate.path(path)
+        limit = self.settings.max_file_bytes
+        args = {"path": path, "limit": limit}
+        return await self._to_file(user_id, "download", path, args, limit, Path(dest))
+
     async def download_file(self, user_id: str, path: str) -> bytes:
-        """The bytes of a file under /workspace (up to the per-file limit)."""
-        self._check_path(path)
+        """The bytes of a file under /workspace (up to the per-file limit). For big files
+        prefer `download_to`, which never holds the file in memory."""
+        _validate.path(path)
         limit = self.settings.max_file_bytes
         data, _ = await self._audited(
             user_id,
             "download",
             path,
-            self._offload(
-                self._file_op,
-                user_id,
-                "download",
-                {"path": path, "limit": limit},
-                stdout_limit=limit,
-            ),
+            self._file(user_id, "download", {"path": path, "limit": limit}, stdout_limit=limit),
             bytes_out=lambda r: len(r[0]),
         )
         return data
+
+    async def zip_workspace_to(self, user_id: str, dest: str | Path) -> int:
+        """All of /workspace as a zip archive written to `dest` (regular files; symlinks
+        skipped), streamed in bounded memory; the archive's size."""
+        limit = self.settings.workspace_quota_bytes
+        bound = limit + (64 << 20)
+        args = {"limit": limit}
+        return await self._to_file(user_id, "zip", "/workspace (zip)", args, bound, Path(dest))
+
+    async def download_workspace_zip(self, user_id: str) -> bytes:
+        """`zip_workspace_to`, returned as bytes (small workspaces only)."""
+        with tempfile.TemporaryDirectory(prefix="mce-zip-") as folder:
+            dest = Path(folder) / "workspace.zip"
+            await self.zip_workspace_to(user_id, dest)
+            return dest.read_bytes()
+
+    async def _to_file(
+        self, key: str, op: str, target: str, args: dict[str, Any], limit: int, dest: Path
+    ) -> int:
+        with dest.open("wb") as file:
+            sink = FileSink(file, limit + 1)
+            try:
+                await self._audited(
+                    key,
+                    "download",
+                    target,
+                    self._file(key, op, args, stdout_limit=limit, stdout_sink=sink),
+                    bytes_out=lambda _r: sink.written,
+                )
+            except BaseException:
+                file.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(dest)
+                raise
+        return sink.written
 
     async def list_files(
         self, user_id: str, path: str = "/workspace", *, recursive: bool = False
     ) -> list[FileInfo]:
         """Entries of a directory in /workspace, /tools or /skills (sorted; dirs included)."""
-        self._check_path(path)
-        data, _ = await self._offload(
-            self._file_op,
-            user_id,
-            "list",
-            {"path": path, "recursive": recursive, "max_entries": _MAX_LIST_ENTRIES},
-            stdout_limit=16 << 20,
-        )
+        _validate.path(path)
+        args = {"path": path, "recursive": recursive, "max_entries": _MAX_LIST_ENTRIES}
+        data, _ = await self._file(user_id, "list", args, stdout_limit=16 << 20)
         return [FileInfo(**entry) for entry in json.loads(data or b"[]")]
-
-    async def download_workspace_zip(self, user_id: str) -> bytes:
-        """All of /workspace as a zip archive (regular files; symlinks skipped)."""
-        limit = self.settings.workspace_quota_bytes
-        data, _ = await self._audited(
-            user_id,
-            "download",
-            "/workspace (zip)",
-            self._offload(
-                self._file_op, user_id, "zip", {"limit": limit}, stdout_limit=limit + (64 << 20)
-            ),
-            bytes_out=lambda r: len(r[0]),
-        )
-        return data
 
     async def workspace_usage(self, user_id: str) -> int:
         """Bytes used in the session's /workspace."""
-        _, meta = await self._offload(self._file_op, user_id, "usage", {}, stdout_limit=1024)
+        _, meta = await self._file(user_id, "usage", {}, stdout_limit=1024)
         return int(meta.get("used", 0))
 
     # -- tools (parsed on the host, never imported) ---------------------------------------
@@ -486,10 +460,7 @@ class DockerExecutionClient:
     async def read_docstring(self, module_path: str, function_name: str) -> str:
         """The docstring of a function in /tools, e.g. `("tools.example", "greet")`."""
         return await self._offload(
-            tools_index.read_docstring,
-            self.settings.tools_path,
-            module_path,
-            function_name,
+            tools_index.read_docstring, self.settings.tools_path, module_path, function_name
         )
 
     async def list_tools(self) -> list[ToolFunction]:
@@ -499,16 +470,25 @@ class DockerExecutionClient:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect to Docker, check the image and adopt leftovers now instead of on first use."""
+        """Connect, check the image and adopt leftovers now instead of on first use."""
         await self._offload(self._manager.start)
 
     async def stop(self, user_id: str) -> None:
-        """Async form of stop_container (files kept; the next call starts it again)."""
+        """Stop the user's container (files kept; the next call starts it again)."""
         await self._offload(self._manager.stop, user_id)
 
     def stop_container(self, user_id: str) -> None:
-        """Stop the user's container; its next call starts it again (files kept)."""
+        """Blocking form of `stop`."""
         self._manager.stop(user_id)
+
+    async def delete_session(self, user_id: str) -> None:
+        """Remove the session's container and its workspace: nothing of it is left."""
+        await self._audited(
+            user_id,
+            "delete",
+            "/workspace",
+            self._offload(self._manager.remove, user_id, volume=True),
+        )
 
     def cleanup_container(self, user_id: str, *, remove_volume: bool = False) -> None:
         """Remove the user's container (and its workspace volume when asked)."""
@@ -522,10 +502,33 @@ class DockerExecutionClient:
         """Stop containers idle longer than `idle_timeout_s` now (the reaper does it regularly)."""
         return self._manager.reap_idle()
 
+    async def sandbox_info(self, user_id: str) -> SandboxInfo:
+        """Which container and volume the session uses, and whether they run."""
+        return await self._offload(self._manager.info, user_id)
+
+    def pool_status(self) -> PoolStatus:
+        """How many warm containers are ready, of how many wanted."""
+        return self._manager.pool_status()
+
+    async def inventory(self) -> Inventory:
+        """What this app has on the engine (image, containers, pool, volumes), for doctor and
+        cleanup; starts, adopts and removes nothing."""
+        return await self._offload(self._manager.inventory)
+
     async def aclose(self, *, remove_containers: bool = True) -> None:
         """Shut down: remove this app's containers (volumes stay) and stop the worker threads."""
-        if remove_containers and self._manager._started:
-            await self._offload(self._manager.remove_all)
-        await self._offload(self._manager.close)
+        with contextlib.suppress(ExecutorError):
+            if remove_containers and self._manager.started:
+                await self._offload(self._manager.remove_all)
+            await self._offload(self._manager.close)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._audit.close()
+
+
+async def _result_of(stream: AsyncIterator[OutputChunk | ExecutionResult]) -> ExecutionResult:
+    result = None
+    async for item in stream:
+        if isinstance(item, ExecutionResult):
+            result = item
+    assert result is not None
+    return result

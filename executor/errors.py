@@ -1,9 +1,13 @@
 """Every error the executor raises, in one tree.
 
     ExecutorError
-    ├── DockerUnavailableError      the daemon cannot be reached
+    ├── SandboxUnavailableError     the engine (Docker daemon, Kubernetes API) does not answer
+    │                               (DockerUnavailableError is the same class, its older name)
     ├── ImageNotFoundError          the sandbox image is missing (run `make image`)
     ├── SandboxStartError           a session's container could not be created or started
+    ├── EngineError                 an engine call failed in a way the executor did not expect
+    │   ├── ContainerNotFoundError  the container, exec or volume is gone (removed from outside)
+    │   └── ContainerConflictError  the name is taken, or the container is not running
     ├── InvalidArgumentError        also ValueError: bad timeout, NUL byte, bad module path ...
     ├── SandboxPathError            a path the caller may not use
     │   ├── PathNotAllowedError     also PermissionError: outside /workspace, read-only, via symlink
@@ -14,8 +18,10 @@
     ├── RateLimitedError            a per-user limit; says which and when to retry
     └── SandboxCommandError         an internal operation failed unexpectedly in the container
 
-A command that exits non-zero or times out is not an error: `execute_bash` returns its exit code
-(124 on timeout). Docker SDK exceptions never leave the executor; they are translated here.
+A command that exits non-zero, times out or is stopped is not an error: the result says so in
+fields (`ExecutionResult.timed_out`, `.stopped`, `.oom_killed`, ...). Engine SDK exceptions
+(docker, requests, urllib3, sockets, kubernetes) never leave the executor: each engine module
+translates them at one place into these classes.
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ class ExecutorError(Exception):
     """Base of every executor error."""
 
 
-class DockerUnavailableError(ExecutorError):
-    """The Docker daemon cannot be reached."""
+class SandboxUnavailableError(ExecutorError):
+    """The engine does not answer (is Docker running?). Nothing was run."""
+
+
+DockerUnavailableError = SandboxUnavailableError  # the name this error had before engines
 
 
 class ImageNotFoundError(ExecutorError):
@@ -35,6 +44,18 @@ class ImageNotFoundError(ExecutorError):
 
 class SandboxStartError(ExecutorError):
     """A session's container could not be created or started."""
+
+
+class EngineError(ExecutorError):
+    """An engine call failed unexpectedly; the message carries the engine's explanation."""
+
+
+class ContainerNotFoundError(EngineError):
+    """The container, exec or volume no longer exists."""
+
+
+class ContainerConflictError(EngineError):
+    """The engine refused because of the object's state: a name in use, a stopped container."""
 
 
 class InvalidArgumentError(ExecutorError, ValueError):

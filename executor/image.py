@@ -60,12 +60,17 @@ def _image_label(client: docker.DockerClient, name: str, label: str) -> str | No
     return (image.labels or {}).get(label, "")
 
 
+def status_from_labels(labels: dict[str, str] | None, docker_dir: Path = DOCKER_DIR) -> str:
+    """`current`, `stale` (built from other inputs) or `missing` (no labels: no image)."""
+    if labels is None:
+        return "missing"
+    return "current" if labels.get(INPUTS_LABEL, "") == inputs_hash(docker_dir) else "stale"
+
+
 def image_status(client: docker.DockerClient, name: str, docker_dir: Path = DOCKER_DIR) -> str:
     """`current`, `stale` (built from other inputs) or `missing`."""
     label = _image_label(client, name, INPUTS_LABEL)
-    if label is None:
-        return "missing"
-    return "current" if label == inputs_hash(docker_dir) else "stale"
+    return status_from_labels(None if label is None else {INPUTS_LABEL: label}, docker_dir)
 
 
 def _pull_base(client: docker.DockerClient) -> str | None:

@@ -1,7 +1,7 @@
-"""SandboxManager: user_id -> Sandbox. Names, labels, adoption of leftovers, idle reaping, cleanup.
+"""SandboxManager: key -> Sandbox. Names, labels, adoption of leftovers, idle reaping, cleanup.
 
-A user_id can be any string. It never reaches Docker as such: the container and volume names are
-a readable slug plus a hash of the whole id, so names are safe, deterministic and distinct.
+A key can be any string. It never reaches the engine as such: the container and volume names are
+a readable slug plus a hash of the whole key, so names are safe, deterministic and distinct.
 Everything this app creates carries the label `mcp-code-executor.app=<app_label>`, which is how a
 new process finds (and adopts or removes) what an earlier one left, and how cleanup finds it all.
 """
@@ -16,18 +16,18 @@ import threading
 import time
 from pathlib import Path
 
-import docker.errors
-
-import docker
 from settings import ExecutorSettings
 
-from . import _hardening
+from ._container import KILL_ALL, SandboxContainer
 from ._registry import WorkspaceRegistry
-from .errors import DockerUnavailableError, ImageNotFoundError
+from .engines.base import Engine
+from .errors import ContainerNotFoundError, EngineError, ExecutorError
+from .image import status_from_labels
 from .keys import split_key
-from .pool import POOL_LABEL, WarmPool
+from .pool import POOL_LABEL, PoolMember, WarmPool
+from .results import Inventory, PoolStatus, SandboxInfo
 from .runner import RunnerChannel, RunnerError
-from .sandbox import Sandbox, kill_all_processes
+from .sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +38,14 @@ _SLUG_RE = re.compile(r"[^a-z0-9]+")
 _APP_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
 
 
-def session_key(user_id: str) -> str:
-    return hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+def session_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def container_name(app_label: str, user_id: str) -> str:
-    """Deterministic, Docker-safe name: `<app>-<slug>-<hash of the whole id>`."""
-    slug = _SLUG_RE.sub("-", user_id.lower()).strip("-")[:24].strip("-") or "session"
-    return f"{app_label}-{slug}-{session_key(user_id)}"
+def container_name(app_label: str, key: str) -> str:
+    """Deterministic, engine-safe name: `<app>-<slug>-<hash of the whole key>`."""
+    slug = _SLUG_RE.sub("-", key.lower()).strip("-")[:24].strip("-") or "session"
+    return f"{app_label}-{slug}-{session_key(key)}"
 
 
 class SandboxManager:
@@ -53,21 +53,22 @@ class SandboxManager:
 
     def __init__(
         self,
-        client_factory,
+        engine: Engine,
         spec: ExecutorSettings,
         *,
         tools_path: Path | None,
         skills_path: Path | None,
+        exec_word: str = "docker exec",
     ) -> None:
         if not _APP_LABEL_RE.match(spec.app_label):
             raise ValueError(
                 f"app_label {spec.app_label!r} must be lowercase letters, digits, '-._'"
             )
+        self.engine = engine
         self.spec = spec
         self.tools_path = tools_path
         self.skills_path = skills_path
-        self._client_factory = client_factory
-        self._client: docker.DockerClient | None = None
+        self.exec_word = exec_word
         self._sandboxes: dict[str, Sandbox] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -79,13 +80,15 @@ class SandboxManager:
             spec.state_dir / f"{spec.app_label}-workspaces.json" if spec.state_dir else None
         )
 
-    # -- start-up ------------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        return self._started
 
     @property
-    def client(self) -> docker.DockerClient:
-        self.start()
-        assert self._client is not None
-        return self._client
+    def app_labels(self) -> dict[str, str]:
+        return {APP_LABEL: self.spec.app_label}
+
+    # -- start-up ------------------------------------------------------------------------
 
     def start(self) -> None:
         """Connect, check the image, adopt or remove leftovers, start the reaper. Idempotent."""
@@ -94,23 +97,8 @@ class SandboxManager:
         with self._lock:
             if self._started:
                 return
-            try:
-                client = self._client_factory()
-                client.ping()
-            except docker.errors.DockerException as exc:
-                raise DockerUnavailableError(
-                    f"cannot reach the Docker daemon ({exc}). Start it (`sudo systemctl start "
-                    "docker`, or `sudo dockerd &`), check DOCKER_HOST, and that this user may use "
-                    "the Docker socket."
-                ) from exc
-            try:
-                image_id = client.images.get(self.spec.image_name).id
-            except docker.errors.ImageNotFound as exc:
-                raise ImageNotFoundError(
-                    f"the sandbox image {self.spec.image_name} does not exist; build it with "
-                    "`make image` (or `python -m executor.image build`)"
-                ) from exc
-            self._client = client
+            self.engine.ping()
+            image_id = self.engine.image_id(self.spec.image_name)
             self._sweep(image_id)
             if self._reaper is None:
                 self._reaper = threading.Thread(
@@ -119,132 +107,117 @@ class SandboxManager:
                 self._reaper.start()
             if self.spec.pool_size > 0:
                 self.pool = WarmPool(
-                    client,
+                    self.engine,
+                    self.spec,
                     size=self.spec.pool_size,
-                    app_label=self.spec.app_label,
-                    labels={APP_LABEL: self.spec.app_label},
-                    container_kwargs=self._pool_container_kwargs,
-                    image_id=lambda: client.images.get(self.spec.image_name).id,
-                    check_every_s=self.spec.pool_check_interval_s,
+                    labels=self.app_labels,
+                    tools_path=self.tools_path,
+                    skills_path=self.skills_path,
                     start_runner=self._pool_runner if self.spec.use_runner else None,
                 )
                 self.pool.start()
             self._started = True
 
-    def _labels(self, user_id: str) -> dict[str, str]:
-        return {
-            APP_LABEL: self.spec.app_label,
-            SESSION_LABEL: session_key(user_id),
-            USER_LABEL: user_id[:1024],
-        }
-
-    def _pool_container_kwargs(self, name: str, volume: str) -> dict:
-        assert self.pool is not None
-        return _hardening.container_kwargs(
-            self.spec,
-            name=name,
-            volume=volume,
-            labels=self.pool.labels,
-            tools_path=self.tools_path,
-            skills_path=self.skills_path,
-        )
+    def _labels(self, key: str) -> dict[str, str]:
+        return {**self.app_labels, SESSION_LABEL: session_key(key), USER_LABEL: key[:1024]}
 
     def _sweep(self, image_id: str) -> None:
         """Adopt this app's containers from an earlier process; remove those of an old image
         and unclaimed pool members (with their volumes)."""
-        assert self._client is not None
-        selector = {"label": f"{APP_LABEL}={self.spec.app_label}"}
         claimed = self.registry.names()
-        for container in self._client.containers.list(all=True, filters=selector):
-            pooled = container.labels.get(POOL_LABEL) == "1"
-            user_id = (
-                self.registry.key_of_container(container.name)
-                if pooled
-                else container.labels.get(USER_LABEL)
+        for info in self.engine.list(self.app_labels):
+            pooled = info.labels.get(POOL_LABEL) == "1"
+            key = (
+                self.registry.key_of_container(info.name) if pooled else info.labels.get(USER_LABEL)
             )
-            if container.attrs.get("Image") != image_id or user_id is None:
-                logger.info("removing leftover sandbox %s", container.name)
-                container.remove(force=True)
+            if info.image_id != image_id or key is None:
+                logger.info("removing leftover sandbox %s", info.name)
+                self.engine.remove(info.id)
                 continue
-            if not pooled and container_name(self.spec.app_label, user_id) != container.name:
-                continue  # the label could not hold the id exactly; found by name on next use
-            self._sandboxes[user_id] = self._new_sandbox(user_id, container_id=container.id)
-            logger.info("adopted sandbox %s (%s)", container.name, container.status)
-        self._volumes_at_start = {
-            v.name for v in self._client.volumes.list(filters=selector)
-        }  # a session with a volume here keeps it: it must not take a pooled container
-        pool_volumes = {"label": [f"{APP_LABEL}={self.spec.app_label}", f"{POOL_LABEL}=1"]}
-        for volume in self._client.volumes.list(filters=pool_volumes):
+            if not pooled and container_name(self.spec.app_label, key) != info.name:
+                continue  # the label could not hold the key exactly; found by name on next use
+            self._sandboxes[key] = self._new_sandbox(key, container_id=info.id)
+            logger.info("adopted sandbox %s (%s)", info.name, info.status)
+        # A session with a volume here keeps it: it must not take a pooled container.
+        self._volumes_at_start = {v.name for v in self.engine.list_volumes(self.app_labels)}
+        for volume in self.engine.list_volumes({**self.app_labels, POOL_LABEL: "1"}):
             if volume.name not in claimed:
                 try:
-                    volume.remove(force=True)
-                except docker.errors.APIError as exc:  # still mounted by a container going away
+                    self.engine.remove_volume(volume.name)
+                except EngineError as exc:  # still mounted by a container going away
                     logger.warning("could not remove leftover pool volume %s: %s", volume.name, exc)
 
-    def _new_sandbox(self, user_id: str, container_id: str | None = None) -> Sandbox:
-        registered = self.registry.get(user_id)
-        name, volume = registered or (
-            container_name(self.spec.app_label, user_id),
-            f"{container_name(self.spec.app_label, user_id)}-workspace",
-        )
-        return Sandbox(
-            self._client,
+    def _new_sandbox(self, key: str, container_id: str | None = None) -> Sandbox:
+        registered = self.registry.get(key)
+        default = container_name(self.spec.app_label, key)
+        name, volume = registered or (default, f"{default}-workspace")
+        container = SandboxContainer(
+            self.engine,
             self.spec,
-            user_id=user_id,
+            key=key,
             name=name,
             volume=volume,
-            labels=self._labels(user_id),
+            labels=self._labels(key),
             tools_path=self.tools_path,
             skills_path=self.skills_path,
             container_id=container_id,
-            claim=None if registered else self._claim,
         )
+        sandbox = Sandbox(container, self.spec, self.exec_word)
+        if not registered:
+            container.claim = lambda c: self._claim(sandbox, c)
+        return sandbox
 
     def _pool_runner(self, container_id: str) -> RunnerChannel | None:
         """Start a pool member's runner ahead of time; None if it will not start (then the
         session starts one on first use)."""
-        assert self._client is not None
-        client = self._client
 
         def kill_all() -> None:
-            with contextlib.suppress(docker.errors.APIError):
-                kill_all_processes(client, container_id)
+            with contextlib.suppress(EngineError):
+                self.engine.exec_detached(container_id, ["bash", "-c", KILL_ALL])
 
         try:
             return RunnerChannel(
-                client, container_id, kill_grace_s=self.spec.kill_grace_s, kill_all=kill_all
+                self.engine, container_id, kill_grace_s=self.spec.kill_grace_s, kill_all=kill_all
             )
-        except (RunnerError, docker.errors.APIError) as exc:
+        except (RunnerError, EngineError) as exc:
             logger.warning("pool member runner did not start: %s", exc)
             return None
 
-    def _claim(self, sandbox: Sandbox) -> bool:
+    def _claim(self, sandbox: Sandbox, container: SandboxContainer) -> bool:
         """Give a new session a warm-pool container (recorded, so its volume is found again)."""
-        if self.pool is None or sandbox.volume in self._volumes_at_start:
+        if self.pool is None or container.volume in self._volumes_at_start:
             return False
-        member = self.pool.claim()
+        member: PoolMember | None = self.pool.claim()
         if member is None:
             return False
-        self.registry.set(sandbox.user_id, member.name, member.volume)
-        sandbox.attach(
-            name=member.name,
-            volume=member.volume,
-            container_id=member.container_id,
-            runner=member.runner,
-        )
+        self.registry.set(container.key, member.name, member.volume)
+        container.attach(name=member.name, volume=member.volume, container_id=member.container_id)
+        sandbox.adopt_runner(member.runner)
         logger.info("session took pool member %s", member.name)
         return True
 
     # -- sessions ------------------------------------------------------------------------
 
-    def get(self, user_id: str) -> Sandbox:
-        """The user's Sandbox (its container is made on first use, by Sandbox.ensure_running)."""
+    def get(self, key: str) -> Sandbox:
+        """The key's Sandbox (its container is made on first use)."""
         self.start()
         with self._lock:
-            sandbox = self._sandboxes.get(user_id)
+            sandbox = self._sandboxes.get(key)
             if sandbox is None:
-                sandbox = self._sandboxes[user_id] = self._new_sandbox(user_id)
+                sandbox = self._sandboxes[key] = self._new_sandbox(key)
             return sandbox
+
+    def info(self, key: str) -> SandboxInfo:
+        sandbox = self.get(key)
+        container = sandbox.container
+        return SandboxInfo(
+            key,
+            container.name,
+            container.volume,
+            container.is_live(),
+            sandbox.runner_pid,
+            sandbox.last_used,
+        )
 
     def live_keys(self, owner: str) -> set[str]:
         """Keys of `owner` whose containers are running now."""
@@ -252,64 +225,79 @@ class SandboxManager:
             return {
                 key
                 for key, sandbox in self._sandboxes.items()
-                if sandbox.is_live() and split_key(key)[0] == owner
+                if sandbox.container.is_live() and split_key(key)[0] == owner
             }
 
-    def stop(self, user_id: str) -> None:
+    def stop(self, key: str) -> None:
         with self._lock:
-            sandbox = self._sandboxes.get(user_id)
-        if sandbox is None:
-            sandbox = self.get(user_id)
-        sandbox.stop()
+            sandbox = self._sandboxes.get(key)
+        (sandbox or self.get(key)).stop()
 
-    def remove(self, user_id: str, *, volume: bool = False) -> None:
+    def remove(self, key: str, *, volume: bool = False) -> None:
         self.start()
         with self._lock:
-            sandbox = self._sandboxes.pop(user_id, None) or self._new_sandbox(user_id)
+            sandbox = self._sandboxes.pop(key, None) or self._new_sandbox(key)
         sandbox.remove(volume=volume)
         if volume:
-            self.registry.drop(user_id)
+            self.registry.drop(key)
 
     def remove_all(self, *, volumes: bool = False) -> None:
-        """Remove every container (and volume, when asked) with this app's label."""
-        self.start()
-        assert self._client is not None
+        """Remove every container (and volume, when asked) with this app's label. Works
+        without the image and without starting (no adoption, no pool)."""
+        self.engine.ping()
         if self.pool is not None:
             self.pool.close()  # its members go too; a later start() makes a new pool
             self.pool = None
             self._started = False
         with self._lock:
             self._sandboxes.clear()
-        selector = {"label": f"{APP_LABEL}={self.spec.app_label}"}
-        for container in self._client.containers.list(all=True, filters=selector):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
+        for info in self.engine.list(self.app_labels):
+            self.engine.remove(info.id)
         if volumes:
-            for volume in self._client.volumes.list(filters=selector):
-                with contextlib.suppress(docker.errors.NotFound):
-                    volume.remove(force=True)
+            for volume in self.engine.list_volumes(self.app_labels):
+                with contextlib.suppress(ContainerNotFoundError):
+                    self.engine.remove_volume(volume.name)
             self.registry.clear()
+
+    def pool_status(self) -> PoolStatus:
+        pool = self.pool
+        return PoolStatus(pool.ready() if pool else 0, pool.size if pool else 0)
+
+    def inventory(self) -> Inventory:
+        """What this app has on the engine; never starts, adopts or removes anything."""
+        image_status = status_from_labels(self.engine.image_labels(self.spec.image_name))
+        containers = self.engine.list(self.app_labels)
+        members = [c for c in containers if c.labels.get(POOL_LABEL) == "1"]
+        return Inventory(
+            engine=self.engine.version(),
+            image=image_status,
+            sessions=len(containers) - len(members),
+            pool_members=len(members),
+            pool_members_running=sum(1 for c in members if c.running),
+            volumes=len(self.engine.list_volumes(self.app_labels)),
+        )
 
     # -- idle reaping --------------------------------------------------------------------
 
     def reap_idle(self, now: float | None = None) -> list[str]:
-        """Stop containers idle longer than idle_timeout_s; return the user_ids stopped."""
-        now = time.monotonic() if now is None else now
+        """Stop containers idle longer than idle_timeout_s; return the keys stopped."""
+        now = time.time() if now is None else now
         with self._lock:
-            candidates = list(self._sandboxes.values())
+            candidates = list(self._sandboxes.items())
         stopped = []
-        for sandbox in candidates:
-            if sandbox.stopped_idle or now - sandbox.last_used < self.spec.idle_timeout_s:
+        for key, sandbox in candidates:
+            container = sandbox.container
+            if container.stopped_idle or now - sandbox.last_used < self.spec.idle_timeout_s:
                 continue
             if not sandbox.lock.acquire(blocking=False):
                 continue  # busy right now: not idle
             try:
                 sandbox.stop()
-                sandbox.stopped_idle = True
-                stopped.append(sandbox.user_id)
-                logger.info("stopped idle sandbox %s", sandbox.name)
-            except docker.errors.APIError as exc:
-                logger.warning("could not stop idle sandbox %s: %s", sandbox.name, exc)
+                container.stopped_idle = True
+                stopped.append(key)
+                logger.info("stopped idle sandbox %s", container.name)
+            except ExecutorError as exc:
+                logger.warning("could not stop idle sandbox %s: %s", container.name, exc)
             finally:
                 sandbox.lock.release()
         return stopped
@@ -319,7 +307,7 @@ class SandboxManager:
         while not self._closing.wait(interval):
             try:
                 self.reap_idle()
-            except docker.errors.DockerException as exc:
+            except ExecutorError as exc:
                 logger.warning("idle reaper: %s", exc)
 
     def close(self) -> None:

@@ -10,18 +10,19 @@ process left, and shutdown removes its own.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import docker.errors
+from settings import ExecutorSettings
 
-import docker
+from .engines.base import ContainerRequest, Engine
+from .errors import ExecutorError
 
 logger = logging.getLogger(__name__)
 
@@ -42,30 +43,29 @@ class WarmPool:
 
     def __init__(
         self,
-        client: docker.DockerClient,
+        engine: Engine,
+        spec: ExecutorSettings,
         *,
         size: int,
-        app_label: str,
         labels: dict[str, str],
-        container_kwargs: Callable[[str, str], dict[str, Any]],
-        image_id: Callable[[], str],
-        check_every_s: float = 10.0,
+        tools_path: Path | None,
+        skills_path: Path | None,
         start_runner: Callable[[str], Any] | None = None,
     ) -> None:
-        self.client = client
+        self.engine = engine
+        self.spec = spec
         self.size = size
-        self.app_label = app_label
         self.labels = {**labels, POOL_LABEL: "1"}
-        self._container_kwargs = container_kwargs
-        self._image_id = image_id
-        self._check_every_s = check_every_s
+        self._tools_path = tools_path
+        self._skills_path = skills_path
+        self._check_every_s = spec.pool_check_interval_s
         self._start_runner = start_runner
         self._members: deque[PoolMember] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
-        self.created = 0  # for tests and the doctor
+        self.created = 0  # for the doctor and benchmarks
 
     def start(self) -> None:
         if self.size <= 0 or self._thread is not None:
@@ -88,24 +88,28 @@ class WarmPool:
         while not self._closing.is_set():
             try:
                 self._fill()
-            except docker.errors.DockerException as exc:
+            except ExecutorError as exc:
                 logger.warning("warm pool refill failed: %s", exc)
             self._wake.wait(self._check_every_s)
             self._wake.clear()
 
     def _fill(self) -> None:
-        current_image = self._image_id()
+        current_image = self.engine.image_id(self.spec.image_name)
         with self._lock:
             members = list(self._members)
         for member in members:  # drop members of an old image, or that died
-            healthy = member.image_id == current_image and self._running(member)
+            info = self.engine.inspect(member.container_id)
+            healthy = (
+                member.image_id == current_image
+                and info is not None
+                and info.running
+                and not info.paused
+            )
             if not healthy:
                 with self._lock:
                     if member in self._members:
                         self._members.remove(member)
-                if member.runner is not None:
-                    member.runner.close()
-                self._remove(member.name, member.volume)
+                self._discard(member)
                 logger.info("discarded pool member %s", member.name)
         while not self._closing.is_set():
             with self._lock:
@@ -113,39 +117,33 @@ class WarmPool:
                     return
             member = self._create(current_image)
             with self._lock:
-                if self._closing.is_set() or len(self._members) >= self.size:
-                    surplus = member
-                else:
+                keep = not self._closing.is_set() and len(self._members) < self.size
+                if keep:
                     self._members.append(member)
-                    surplus = None
-            if surplus is not None:
-                self._remove(surplus.name, surplus.volume)
-
-    def _running(self, member: PoolMember) -> bool:
-        try:
-            state = self.client.api.inspect_container(member.container_id)["State"]
-        except docker.errors.NotFound:
-            return False
-        return bool(state.get("Running")) and not state.get("Paused")
+            if not keep:
+                self._discard(member)
 
     def _create(self, image_id: str) -> PoolMember:
-        name = f"{self.app_label}-pool-{uuid.uuid4().hex[:16]}"
+        name = f"{self.spec.app_label}-pool-{uuid.uuid4().hex[:16]}"
         volume = f"{name}-workspace"
-        self.client.volumes.create(name=volume, labels=self.labels)
+        self.engine.ensure_volume(volume, self.labels, self.spec.workspace_quota_bytes)
+        request = ContainerRequest(
+            name, volume, self.labels, self.spec, self._tools_path, self._skills_path
+        )
         try:
-            container = self.client.containers.run(**self._container_kwargs(name, volume))
-        except docker.errors.APIError:
-            self._remove(name, volume)
+            container_id = self.engine.create(request)
+        except ExecutorError:
+            self.engine.remove_volume(volume)
             raise
         self.created += 1
-        runner = self._start_runner(container.id) if self._start_runner else None
-        return PoolMember(container.id, name, volume, image_id, runner)
+        runner = self._start_runner(container_id) if self._start_runner else None
+        return PoolMember(container_id, name, volume, image_id, runner)
 
-    def _remove(self, name: str, volume: str) -> None:
-        with contextlib.suppress(docker.errors.NotFound):
-            self.client.api.remove_container(name, force=True)
-        with contextlib.suppress(docker.errors.NotFound):
-            self.client.api.remove_volume(volume, force=True)
+    def _discard(self, member: PoolMember) -> None:
+        if member.runner is not None:
+            member.runner.close()
+        self.engine.remove(member.name)
+        self.engine.remove_volume(member.volume)
 
     def close(self) -> None:
         """Stop refilling and remove every unclaimed member (containers and volumes)."""
@@ -156,6 +154,4 @@ class WarmPool:
         with self._lock:
             members, self._members = list(self._members), deque()
         for member in members:
-            if member.runner is not None:
-                member.runner.close()
-            self._remove(member.name, member.volume)
+            self._discard(member)

@@ -5,14 +5,14 @@ frames of its own. Nothing it says is trusted beyond the session it belongs to: 
 capped, kinds and JSON are checked, output is capped here whatever it claims, and every wait has
 a deadline. Any failure raises `RunnerError`; whether the request had been acknowledged tells
 the caller if the command may have run (then it is stopped, never re-run) or not (then it runs
-through plain `docker exec` instead). The protocol is described in `_runner.py`.
+through plain `docker exec` instead). The protocol is described in `_runner.py`. It travels over
+any engine's ExecChannel, and needs no half-close: the end of a request's input is a frame.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import select
 import struct
 import threading
 import time
@@ -21,12 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker.errors
-
-import docker
-
-from . import _hardening
-from ._stream import CappedBuffer, _unwrap
+from ._exec import CappedBuffer, OnChunk, Sink
+from .engines.base import STDOUT, ChannelClosed, Engine, ExecChannel
 
 _HERE = Path(__file__).parent
 RUNNER_SOURCE = (_HERE / "_runner.py").read_text()
@@ -48,7 +44,6 @@ BOOTSTRAP = (
     "exec(compile(S[0],'sandbox-runner','exec'),{'__name__':'__main__','SOURCES':S})\n"
 )
 _HEADER = struct.Struct(">BII")
-_DOCKER_HEADER = struct.Struct(">BxxxL")
 REQUEST, KILL, DATA, EOF = 1, 2, 3, 4
 OUT, ERR, DONE, HELLO, ACK = 10, 11, 12, 13, 14
 _KNOWN = {OUT, ERR, DONE, HELLO, ACK}
@@ -56,8 +51,7 @@ MAX_FRAME = 1 << 20
 _ACK_TIMEOUT_S = 5.0
 _START_TIMEOUT_S = 10.0
 _POLL_S = 0.25
-
-OnChunk = Callable[[str, bytes], None]
+_CHUNK = 256 * 1024
 
 
 class RunnerError(Exception):
@@ -106,8 +100,8 @@ class RunnerChannel:
 
     def __init__(
         self,
-        client: docker.DockerClient,
-        container_id: str,
+        engine: Engine,
+        container_ref: str,
         *,
         kill_grace_s: float,
         kill_all: Callable[[], None],
@@ -115,17 +109,13 @@ class RunnerChannel:
         self.kill_grace_s = kill_grace_s
         self.kill_all = kill_all  # kills every sandbox-user process: used before abandoning
         argv = ["python3", "-I", "-S", "-u", "-c", BOOTSTRAP, "sandbox-runner"]
-        exec_kwargs = _hardening.exec_kwargs(stdin=True)
-        exec_id = client.api.exec_create(container_id, argv, **exec_kwargs)["Id"]
-        raw = client.api.exec_start(exec_id, socket=True)
-        self._sock, initial = _unwrap(raw)
-        self._sock.setblocking(False)
-        self._docker = bytearray(initial)  # bytes of docker's multiplexing, not yet parsed
+        self._channel: ExecChannel = engine.open_exec(container_ref, argv, stdin=True)
         self._frames = bytearray()  # the runner's stdout: our protocol
         self._stderr_tail = bytearray()
         self._eof = False
         self._next_id = 1
         self.closed = False
+        self.pid: int | None = None
         try:
             sources = b"".join(
                 struct.pack(">I", len(s.encode())) + s.encode()
@@ -133,11 +123,14 @@ class RunnerChannel:
             )
             self._send_raw(sources, time.monotonic() + _START_TIMEOUT_S)
             kind, _, payload = self._next_frame(time.monotonic() + _START_TIMEOUT_S)
-            if kind != HELLO or json.loads(payload).get("version") != 1:
+            hello = json.loads(payload)
+            if kind != HELLO or hello.get("version") != 1:
                 raise RunnerError("answered its start with nonsense", acked=False)
-        except (RunnerError, ValueError, AttributeError) as exc:
+            pid = hello.get("pid")
+            self.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+        except (RunnerError, _Interrupt, ValueError, AttributeError) as exc:
             self.abandon()
-            reason = exc.reason if isinstance(exc, RunnerError) else "answered nonsense"
+            reason = exc.reason if isinstance(exc, RunnerError) else "answered nonsense or nothing"
             raise RunnerError(
                 f"did not start ({reason}){self._diagnostics()}", acked=False
             ) from exc
@@ -148,29 +141,28 @@ class RunnerChannel:
         tail = bytes(self._stderr_tail[-300:]).decode("utf-8", "replace").strip()
         return f": {tail}" if tail else ""
 
+    def _take(self, events: list[tuple[int, bytes]] | None) -> None:
+        if events is None:
+            self._eof = True
+            return
+        for stream, data in events:
+            if stream == STDOUT:
+                self._frames += data
+            else:
+                self._stderr_tail = (self._stderr_tail + data)[-4096:]
+
     def alive(self) -> bool:
         """False when the runner is gone, or has said something between requests."""
         if self.closed or self._eof:
             return False
-        readable, _, _ = select.select([self._sock], [], [], 0)
-        if not readable:
-            return True
-        try:
-            data = self._sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return True
-        except OSError:
-            return False
-        if not data:
-            return False
-        self._docker += data
-        self._parse_docker()
-        return not self._frames  # unsolicited output: not to be trusted further
+        readable, _ = self._channel.wait(0)
+        if readable:
+            self._take(self._channel.read())
+        return not self._eof and not self._frames  # unsolicited output: not to be trusted
 
     def close(self) -> None:
         self.closed = True
-        with contextlib.suppress(OSError):
-            self._sock.close()
+        self._channel.close()
 
     def abandon(self) -> None:
         """Stop using a misbehaving runner without wedging the container: kill it, drain its
@@ -181,16 +173,9 @@ class RunnerChannel:
             self.kill_all()
             deadline = time.monotonic() + self.kill_grace_s
             while not self._eof and time.monotonic() < deadline:
-                readable, _, _ = select.select([self._sock], [], [], 0.1)
-                if not readable:
-                    continue
-                try:
-                    if not self._sock.recv(1 << 20):
-                        self._eof = True
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    break
+                readable, _ = self._channel.wait(0.1)
+                if readable and self._channel.read() is None:
+                    self._eof = True
         self.close()
 
     def _send(self, kind: int, rid: int, payload: bytes, deadline: float) -> None:
@@ -202,32 +187,22 @@ class RunnerChannel:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RunnerError("stopped reading its input", acked=acked)
-            _, writable, _ = select.select([], [self._sock], [], remaining)
+            readable, writable = self._channel.wait(min(remaining, _POLL_S), write=True)
+            if readable:  # keep reading while we write, so neither side blocks the other
+                self._take(self._channel.read())
+                if self._eof:
+                    raise RunnerError("is gone (its output ended)", acked=acked, gone=True)
             if not writable:
                 continue
             try:
-                data = data[self._sock.send(data) :]
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError as exc:
-                raise RunnerError(f"is gone ({exc.strerror})", acked=acked, gone=True) from exc
-
-    def _parse_docker(self) -> None:
-        while len(self._docker) >= _DOCKER_HEADER.size:
-            stream, length = _DOCKER_HEADER.unpack_from(self._docker)
-            if len(self._docker) < _DOCKER_HEADER.size + length:
-                return
-            payload = self._docker[_DOCKER_HEADER.size : _DOCKER_HEADER.size + length]
-            del self._docker[: _DOCKER_HEADER.size + length]
-            if stream == 1:
-                self._frames += payload
-            else:
-                self._stderr_tail = (self._stderr_tail + payload)[-4096:]
+                data = data[self._channel.send(data) :]
+            except ChannelClosed as exc:
+                raise RunnerError(f"is gone ({exc})", acked=acked, gone=True) from exc
 
     def _next_frame(
         self, deadline: float, cancel: threading.Event | None = None
     ) -> tuple[int, int, bytes]:
-        """The next complete frame, or RunnerError("timeout"/"cancel") at the deadline."""
+        """The next complete frame, or _Interrupt("cancel"/"deadline")."""
         while True:
             if len(self._frames) >= _HEADER.size:
                 kind, rid, length = _HEADER.unpack_from(self._frames)
@@ -244,20 +219,9 @@ class RunnerChannel:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _Interrupt("deadline")
-            readable, _, _ = select.select([self._sock], [], [], min(remaining, _POLL_S))
-            if not readable:
-                continue
-            try:
-                data = self._sock.recv(256 * 1024)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                data = b""
-            if not data:
-                self._eof = True
-                continue
-            self._docker += data
-            self._parse_docker()
+            readable, _ = self._channel.wait(min(remaining, _POLL_S))
+            if readable:
+                self._take(self._channel.read())
 
     # -- requests --------------------------------------------------------------------------
 
@@ -272,15 +236,18 @@ class RunnerChannel:
         stdin: bytes | None = None,
         cancel: threading.Event | None = None,
         on_chunk: OnChunk | None = None,
+        stdout_sink: Sink | None = None,
     ) -> RunnerResult:
+        """Run one request; its output goes to capped buffers (or `stdout_sink`, e.g. a file)."""
         rid = self._next_id
         self._next_id += 1
-        stdout, stderr = CappedBuffer(stdout_limit), CappedBuffer(stderr_limit)
+        stdout: Sink = stdout_sink if stdout_sink is not None else CappedBuffer(stdout_limit)
+        stderr = CappedBuffer(stderr_limit)
         started = time.monotonic()
         self._send(REQUEST, rid, json.dumps(body).encode(), started + _ACK_TIMEOUT_S)
         if stdin is not None:
-            for offset in range(0, len(stdin), 256 * 1024):
-                self._send(DATA, rid, stdin[offset : offset + 256 * 1024], started + timeout_s)
+            for offset in range(0, len(stdin), _CHUNK):
+                self._send(DATA, rid, stdin[offset : offset + _CHUNK], started + timeout_s)
             self._send(EOF, rid, b"", started + timeout_s)
         acked, received = False, 0
         stop: str | None = None  # why we told the runner to kill: timeout, cancel or flood
@@ -326,7 +293,7 @@ class RunnerChannel:
                     raise RunnerError("sent a frame out of order", acked=True)
         except RunnerError as exc:
             exc.acked = exc.acked and acked
-            exc.stdout, exc.stderr = bytes(stdout.data), bytes(stderr.data)
+            exc.stdout, exc.stderr = bytes(getattr(stdout, "data", b"")), bytes(stderr.data)
             if exc.gone:
                 self.close()
             else:
@@ -338,7 +305,7 @@ class RunnerChannel:
             self._send(KILL, rid, b"", time.monotonic() + self.kill_grace_s)
 
     def _result(
-        self, payload: bytes, stdout: CappedBuffer, stderr: CappedBuffer, reason: str
+        self, payload: bytes, stdout: Sink, stderr: CappedBuffer, reason: str
     ) -> RunnerResult:
         try:
             done = json.loads(payload)
@@ -350,10 +317,10 @@ class RunnerChannel:
             raise RunnerError("ended a request with nonsense", acked=True) from exc
         return RunnerResult(
             exit_code=exit_code,
-            stdout=bytes(stdout.data),
+            stdout=bytes(getattr(stdout, "data", b"")),
             stderr=bytes(stderr.data),
-            stdout_dropped=max(stdout.dropped, wrote_out - len(stdout.data)),
-            stderr_dropped=max(stderr.dropped, wrote_err - len(stderr.data)),
+            stdout_dropped=max(stdout.dropped, wrote_out - stdout.kept()),
+            stderr_dropped=max(stderr.dropped, wrote_err - stderr.kept()),
             timed_out=bool(done.get("timed_out")) or reason == "timeout",
             killed=bool(done.get("killed")),
             python_lost=bool(done.get("python_lost")),

@@ -10,17 +10,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import sys
 import tempfile
 from dataclasses import dataclass
 
-import docker.errors
-
-import docker
-from executor.image import image_status
-from executor.manager import APP_LABEL
-from executor.pool import POOL_LABEL
+from executor import DockerExecutionClient, ExecutorError, SandboxUnavailableError
 from settings import ConfigError, Settings, load_settings, model_name
 
 
@@ -35,39 +31,41 @@ class Check:
         return f"{mark} {self.what}" + (f"\n       fix: {self.fix}" if self.fix else "")
 
 
-def _docker_checks(settings: Settings) -> list[Check]:
+def _executor(settings: Settings) -> DockerExecutionClient:
+    """A client for inspection only: no pool, and nothing is started or adopted."""
+    return DockerExecutionClient.from_settings(settings.executor, pool_size=0)
+
+
+def _executor_checks(settings: Settings) -> list[Check]:
     spec = settings.executor
     try:
-        client = docker.from_env(timeout=10)
-        version = client.version()
-    except docker.errors.DockerException as exc:
+        inventory = asyncio.run(_executor(settings).inventory())
+    except SandboxUnavailableError as exc:
         return [
             Check(
                 "fail",
-                f"Docker is not reachable ({exc})",
+                f"{spec.engine.capitalize()} is not reachable ({exc})",
                 "start the daemon (`sudo systemctl start docker` or `sudo dockerd &`) and "
                 "check DOCKER_HOST and your access to the Docker socket",
             )
         ]
-    checks = [Check("ok", f"Docker {version.get('Version')} (API {version.get('ApiVersion')})")]
-    status = image_status(client, spec.image_name)
-    if status == "current":
+    checks = [Check("ok", inventory.engine)]
+    if inventory.image == "current":
         checks.append(Check("ok", f"sandbox image {spec.image_name} is current"))
     else:
         checks.append(
-            Check("fail", f"sandbox image {spec.image_name} is {status}", "run `make image`")
+            Check(
+                "fail", f"sandbox image {spec.image_name} is {inventory.image}", "run `make image`"
+            )
         )
-    selector = {"label": [f"{APP_LABEL}={spec.app_label}", f"{POOL_LABEL}=1"]}
-    members = client.containers.list(all=True, filters=selector)
-    running = [c for c in members if c.status == "running"]
+    members, running = inventory.pool_members, inventory.pool_members_running
     if spec.pool_size <= 0:
         checks.append(Check("ok", "warm pool is off (EXECUTOR_POOL_SIZE=0)"))
-    elif len(running) != len(members):
+    elif running != members:
         checks.append(
             Check(
                 "warn",
-                f"warm pool: {len(members) - len(running)} of "
-                f"{len(members)} unclaimed members are not running",
+                f"warm pool: {members - running} of {members} unclaimed members are not running",
                 "the running app replaces them; otherwise run `make cleanup`",
             )
         )
@@ -75,12 +73,15 @@ def _docker_checks(settings: Settings) -> list[Check]:
         checks.append(
             Check(
                 "ok",
-                f"warm pool: {len(running)} ready of {spec.pool_size} "
-                "(0 while the app is not running)",
+                f"warm pool: {running} ready of {spec.pool_size} (0 while the app is not running)",
             )
         )
-    sessions = client.containers.list(all=True, filters={"label": f"{APP_LABEL}={spec.app_label}"})
-    checks.append(Check("ok", f"{len(sessions) - len(members)} session container(s) exist"))
+    checks.append(
+        Check(
+            "ok",
+            f"{inventory.sessions} session container(s), {inventory.volumes} workspace volume(s)",
+        )
+    )
     return checks
 
 
@@ -140,7 +141,7 @@ def doctor() -> int:
         return 1
     checks = [
         Check("ok", "settings load"),
-        *_docker_checks(settings),
+        *_executor_checks(settings),
         *_writable_checks(settings),
         _model_check(settings),
     ]
@@ -153,32 +154,33 @@ def doctor() -> int:
 
 def cleanup(yes: bool) -> int:
     """Remove every container and pool member of this app; volumes (chat files) after asking."""
-    from executor import DockerExecutionClient
-
     settings = load_settings()
-    spec = settings.executor
-    client = docker.from_env(timeout=60)
-    selector = {"label": f"{APP_LABEL}={spec.app_label}"}
-    containers = client.containers.list(all=True, filters=selector)
-    for container in containers:
-        container.remove(force=True)
-    print(f"removed {len(containers)} container(s) (sessions and warm-pool members)")
-    volumes = client.volumes.list(filters=selector)
-    if not volumes:
+    client = _executor(settings)
+    try:
+        before = asyncio.run(client.inventory())
+        client.cleanup_all(remove_volumes=False)
+    except ExecutorError as exc:
+        print(f"cleanup failed: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"removed {before.sessions + before.pool_members} container(s) "
+        "(sessions and warm-pool members)"
+    )
+    if not before.volumes:
         print("no workspace volumes")
         return 0
     if not yes:
         if not sys.stdin.isatty():
-            print(f"kept {len(volumes)} workspace volume(s); pass --yes to delete them")
+            print(f"kept {before.volumes} workspace volume(s); pass --yes to delete them")
             return 0
         answer = input(
-            f"Delete {len(volumes)} workspace volume(s), i.e. every chat's files? [y/N] "
+            f"Delete {before.volumes} workspace volume(s), i.e. every chat's files? [y/N] "
         )
         if answer.strip().lower() not in {"y", "yes"}:
-            print(f"kept {len(volumes)} workspace volume(s)")
+            print(f"kept {before.volumes} workspace volume(s)")
             return 0
-    DockerExecutionClient.from_settings(spec, pool_size=0).cleanup_all(remove_volumes=True)
-    print(f"removed {len(volumes)} workspace volume(s)")
+    client.cleanup_all(remove_volumes=True)
+    print(f"removed {before.volumes} workspace volume(s)")
     return 0
 
 

@@ -81,7 +81,7 @@ async def test_cleanup_removes_containers_and_asks_before_volumes(docker_client,
         await client.execute_bash("two", "true")
         label = cli_env["EXECUTOR_APP_LABEL"]
         deadline = time.monotonic() + 60
-        while len(app_containers(docker_client, label)) != 3 or client._manager.pool.ready() != 1:
+        while len(app_containers(docker_client, label)) != 3 or client.pool_status().ready != 1:
             assert time.monotonic() < deadline, "the pool did not settle"
             await asyncio.sleep(0.2)  # two sessions and one ready pool member
         result = run_cli("cleanup", env=cli_env)  # no terminal: volumes are kept
@@ -94,5 +94,5 @@ async def test_cleanup_removes_containers_and_asks_before_volumes(docker_client,
         assert result.returncode == 0, result.stderr
         assert docker_client.volumes.list(filters={"label": f"mcp-code-executor.app={label}"}) == []
     finally:
-        client._manager.close()
+        await client.aclose(remove_containers=False)
         client.cleanup_all(remove_volumes=True)

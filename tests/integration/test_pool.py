@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -31,19 +35,17 @@ def pool_containers(docker_client, label: str) -> list:
 async def pooled(make_executor):
     client = make_executor(pool_size=2, pool_check_interval_s=0.5)
     await client.start()
-    pool = client._manager.pool
-    await wait_for(lambda: pool.ready() == 2, what="the pool to fill")
+    await wait_for(lambda: client.pool_status().ready == 2, what="the pool to fill")
     return client
 
 
 async def test_new_session_takes_a_ready_container_and_the_pool_refills(pooled, docker_client):
-    pool = pooled._manager.pool
     ready_names = {c.name for c in pool_containers(docker_client, pooled.settings.app_label)}
     code, out, _ = await pooled.execute_bash("pool-user-a", "echo hi")
     assert (code, out) == (0, "hi\n")
-    taken = pooled._manager.get("pool-user-a").name
+    taken = (await pooled.sandbox_info("pool-user-a")).container_name
     assert taken in ready_names  # no container start on the first command
-    await wait_for(lambda: pool.ready() == 2, what="the refill")
+    await wait_for(lambda: pooled.pool_status().ready == 2, what="the refill")
     assert len(pool_containers(docker_client, pooled.settings.app_label)) == 3  # never above size
 
 
@@ -58,12 +60,13 @@ async def test_nothing_of_one_session_is_visible_to_the_next(pooled):
     )
     assert code == 0
     assert "secret" not in out
-    first, second = (pooled._manager.get(u).name for u in ("pool-first", "pool-second"))
+    first, second = [
+        (await pooled.sandbox_info(u)).container_name for u in ("pool-first", "pool-second")
+    ]
     assert first != second
 
 
 async def test_a_killed_pool_member_is_replaced(pooled, docker_client):
-    pool = pooled._manager.pool
     victim = pool_containers(docker_client, pooled.settings.app_label)[0]
     victim.kill()
     await wait_for(
@@ -73,14 +76,14 @@ async def test_a_killed_pool_member_is_replaced(pooled, docker_client):
         ),
         what="the dead member to be discarded",
     )
-    await wait_for(lambda: pool.ready() == 2, what="a replacement")
+    await wait_for(lambda: pooled.pool_status().ready == 2, what="a replacement")
     code, _, _ = await pooled.execute_bash("after-kill", "true")
     assert code == 0
 
 
 async def test_pooled_workspace_survives_removal_and_restart(pooled, docker_client, state_dir):
     await pooled.write_file("keeper", "k.txt", "kept")
-    name = pooled._manager.get("keeper").name
+    name = (await pooled.sandbox_info("keeper")).container_name
     docker_client.containers.get(name).remove(force=True)
     assert await pooled.read_file("keeper", "k.txt") == "kept"  # recreated on the same volume
     # A new process (same label and state) finds the session's pooled container and volume.
@@ -90,24 +93,45 @@ async def test_pooled_workspace_survives_removal_and_restart(pooled, docker_clie
     assert await again.read_file("keeper", "k.txt") == "kept"
 
 
+CRASHING_APP = textwrap.dedent(
+    """
+    import asyncio, os, sys, time
+    from executor import DockerExecutionClient
+
+    async def main():
+        client = DockerExecutionClient(
+            app_label=sys.argv[1], state_dir=sys.argv[2], pool_size=2, pool_check_interval_s=0.5
+        )
+        await client.start()
+        while client.pool_status().ready < 2:
+            await asyncio.sleep(0.2)
+        print("ready", flush=True)
+        os._exit(0)  # the process dies: nothing is cleaned up
+
+    asyncio.run(main())
+    """
+)
+
+
 async def test_unclaimed_members_are_removed_at_shutdown_and_after_a_crash(
-    make_executor, docker_client
+    app_label, state_dir, docker_client
 ):
-    crashed = make_executor(pool_size=2, pool_check_interval_s=0.5)
-    await crashed.start()
-    await wait_for(lambda: crashed._manager.pool.ready() == 2, what="the pool to fill")
-    label = crashed.settings.app_label
-    crashed._manager.pool._closing.set()  # the process "dies": nothing is cleaned up
-    crashed._manager.pool._wake.set()
+    label = f"{app_label}-crash"
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_APP, label, str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.getcwd(),
+        check=False,
+    )
+    assert crashed.stdout.strip() == "ready", crashed.stderr[-2000:]
     assert len(pool_containers(docker_client, label)) == 2
     successor = DockerExecutionClient(
-        app_label=label,
-        pool_size=1,
-        pool_check_interval_s=0.5,
-        state_dir=crashed.settings.state_dir,
+        app_label=label, pool_size=1, pool_check_interval_s=0.5, state_dir=state_dir
     )
     await successor.start()  # sweeps the unclaimed members of the crashed process
-    await wait_for(lambda: successor._manager.pool.ready() == 1, what="the new pool")
+    await wait_for(lambda: successor.pool_status().ready == 1, what="the new pool")
     assert len(pool_containers(docker_client, label)) == 1
     await successor.aclose(remove_containers=False)
     assert pool_containers(docker_client, label) == []
@@ -118,12 +142,15 @@ async def test_unclaimed_members_are_removed_at_shutdown_and_after_a_crash(
 
 
 async def test_a_pooled_session_uses_the_runner_started_ahead(pooled, docker_client):
-    pool = pooled._manager.pool
-    ready_runner = pool._members[0].runner
-    assert ready_runner is not None
+    label = pooled.settings.app_label
+    ahead = {}
+    for member in pool_containers(docker_client, label):
+        _, out = member.exec_run(["pgrep", "-f", "sandbox-runner"], user="1000:1000")
+        ahead[member.name] = out.decode().split()
     result = await pooled.run("pool-fast", "echo quick")
     assert (result.stdout, result.runner) == ("quick\n", True)
-    assert pooled._manager.get("pool-fast")._runner is ready_runner
+    info = await pooled.sandbox_info("pool-fast")
+    assert [str(info.runner_pid)] == ahead[info.container_name]  # the one started ahead
     runners = (await pooled.execute_bash("pool-fast", "pgrep -c -f sandbox-runner"))[1]
     assert runners.strip() == "1"  # no second runner was started
 
@@ -142,7 +169,7 @@ async def test_a_session_with_a_workspace_keeps_it_instead_of_taking_a_pooled_on
         audit_log=first.settings.audit_log,
     )
     await again.start()
-    await wait_for(lambda: again._manager.pool.ready() == 1, what="the pool to fill")
+    await wait_for(lambda: again.pool_status().ready == 1, what="the pool to fill")
     assert await again.read_file("returning", "mine.txt") == "still mine"
-    assert again._manager.pool.ready() == 1  # the pooled container was not taken
+    assert again.pool_status().ready == 1  # the pooled container was not taken
     await again.aclose()

@@ -114,8 +114,8 @@ async def test_two_sessions_have_separate_interpreters(executor, user_id):
 
 async def test_runner_killed_between_calls_is_restarted(executor, user_id, docker_client):
     await executor.execute_bash(user_id, "true")
-    sandbox = executor._manager.get(user_id)
-    container = docker_client.containers.get(sandbox.name)
+    info = await executor.sandbox_info(user_id)
+    container = docker_client.containers.get(info.container_name)
     container.exec_run(["pkill", "-9", "-f", "sandbox-runner"], user="1000:1000")
     result = await executor.run(user_id, "echo fine")
     assert (result.exit_code, result.stdout) == (0, "fine\n")
