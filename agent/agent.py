@@ -1,8 +1,9 @@
 """The ADK agent: `root_agent` is what `adk run agent` and `adk web` load.
 
-`create_agent` is the composition point the app and the tests use; `root_agent` is built from the
-environment's settings. Building it touches neither Docker nor the network: the executor connects
-on first use.
+`create_agent` is the composition point the app and the tests use. `root_agent` is built from
+the environment's settings on first access only (PEP 562 module `__getattr__`), so importing this
+package reads no `.env`, builds no executor client and starts nothing; the app, which builds its
+own agent, never makes a second client.
 """
 
 from __future__ import annotations
@@ -46,5 +47,15 @@ def create_agent(
     )
 
 
-_settings = load_settings()
-root_agent = create_agent(_settings, DockerExecutionClient.from_settings(_settings.executor))
+_root_agent: LlmAgent | None = None
+
+
+def __getattr__(name: str) -> LlmAgent:
+    """`root_agent`, built on first access (for `adk run agent` / `adk web`)."""
+    global _root_agent
+    if name != "root_agent":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _root_agent is None:
+        settings = load_settings()
+        _root_agent = create_agent(settings, DockerExecutionClient.from_settings(settings.executor))
+    return _root_agent

@@ -8,6 +8,26 @@ from typing import Any
 
 from google.adk.events import Event
 
+ADK_ABORTED = "Invocation was aborted by client."  # ADK's reply to a call cut by Stop
+
+
+def step_outcome(response: dict[str, Any]) -> str:
+    """How a finished tool call ended, from the response's fields (never from its text):
+    "ok", "failed", "timed_out", "stopped", "oom" or "error"."""
+    if response.get("status") == "error":
+        return "error"
+    if "error" in response and "status" not in response:  # ADK's own replies
+        return "stopped" if response["error"] == ADK_ABORTED else "error"
+    if response.get("stopped"):
+        return "stopped"
+    if response.get("timed_out"):
+        return "timed_out"
+    if response.get("oom_killed"):
+        return "oom"
+    if response.get("exit_code", 0) != 0:
+        return "failed"
+    return "ok"
+
 
 @dataclass(frozen=True)
 class UserMessage:
@@ -61,8 +81,8 @@ class ToolCallFinished:
     duration_s: float | None = None
 
     @property
-    def ok(self) -> bool:
-        return self.response.get("status") != "error" and self.response.get("exit_code", 0) == 0
+    def outcome(self) -> str:
+        return step_outcome(self.response)
 
     @property
     def exit_code(self) -> int | None:

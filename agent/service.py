@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from google.adk.agents.run_config import RunConfig, StreamingMode
 from google.adk.models import BaseLlm
@@ -21,7 +21,7 @@ from google.adk.sessions import BaseSessionService
 from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
 
-from executor import DockerExecutionClient, ExecutorError
+from executor import DockerExecutionClient, ExecutorError, FileInfo
 from settings import Settings, model_name
 
 from .agent import create_agent
@@ -123,7 +123,25 @@ class ChatService:
         return out
 
     def sandbox_key(self, user_id: str, session_id: str) -> str:
+        """The executor key of a chat: the one place the UI and MCP get it from."""
         return sandbox_key(user_id, session_id)
+
+    # -- the chat's workspace (the UI never builds executor keys itself) --------------------
+
+    async def workspace_files(self, user_id: str, session_id: str) -> list[FileInfo]:
+        return await self.executor.list_files(
+            sandbox_key(user_id, session_id), "/workspace", recursive=True
+        )
+
+    async def download_to(self, user_id: str, session_id: str, path: str, dest: Path) -> int:
+        return await self.executor.download_to(sandbox_key(user_id, session_id), path, dest)
+
+    async def zip_workspace_to(self, user_id: str, session_id: str, dest: Path) -> int:
+        return await self.executor.zip_workspace_to(sandbox_key(user_id, session_id), dest)
+
+    async def stop_sandbox(self, user_id: str, session_id: str) -> None:
+        """Stop the chat's container (files kept; the next turn starts it again)."""
+        await self.executor.stop(sandbox_key(user_id, session_id))
 
     # -- turns ---------------------------------------------------------------------------
 

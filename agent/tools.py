@@ -126,6 +126,7 @@ def make_tools(
     def describe(result: ExecutionResult, timeout: int, duration: float) -> dict:
         stdout, cut_out = clip(result.stdout, output_limit_chars)
         stderr, cut_err = clip(result.stderr, output_limit_chars)
+        truncated = bool(cut_out or cut_err or result.output_truncated)
         response: dict[str, Any] = {
             "status": "ok",
             "exit_code": result.exit_code,
@@ -133,26 +134,37 @@ def make_tools(
             "stderr": stderr,
             "duration_s": round(duration, 3),
         }
+        # Typed outcome fields (only when true, to keep the model's context small): the UI
+        # labels steps from these, never from the text.
+        flags = {
+            "timed_out": result.timed_out,
+            "oom_killed": result.oom_killed,
+            "stopped": result.stopped,
+            "python_state_lost": result.python_state_lost,
+            "output_truncated": truncated,
+        }
+        response.update({name: True for name, value in flags.items() if value})
         notes = []
         if result.timed_out:
             notes.append(
                 f"It timed out after {timeout} s and was killed with everything it started. "
                 f"Make it faster, split it, or pass a larger timeout (max {max_timeout:g})."
             )
+        elif result.oom_killed:
+            notes.append(
+                f"A process was killed because the sandbox ran out of memory "
+                f"({memory / 2**30:g} GiB). Process the data in chunks or use less memory."
+            )
+        elif result.stopped:
+            notes.append("It was stopped before it finished (the user pressed Stop).")
         elif result.exit_code == 137:
-            if "ran out of memory" in result.stderr:
-                notes.append(
-                    f"A process was killed because the sandbox ran out of memory "
-                    f"({memory / 2**30:g} GiB). Process the data in chunks or use less memory."
-                )
-            else:
-                notes.append("It was killed (SIGKILL).")
+            notes.append("It was killed (SIGKILL).")
         if result.python_state_lost:
             notes.append(
                 "The Python interpreter was restarted: variables, imports and definitions from "
                 "earlier run_python calls are gone; define them again."
             )
-        if cut_out or cut_err or result.stdout_dropped_bytes or result.stderr_dropped_bytes:
+        if truncated:
             notes.append(
                 "Output was shortened (see the markers in stdout/stderr). Redirect output to a "
                 "file and use read_file with offset and line_count to see all of it."
@@ -211,21 +223,23 @@ def make_tools(
             line_count: How many lines to return; 0 = as many as fit (about 20,000 characters).
         """
         try:
-            text = await executor.read_file(
+            read = await executor.read_text(
                 key(tool_context), path, offset=offset, line_count=line_count or None
             )
         except ExecutorError as exc:
             return error_result(exc)
-        content, cut = clip(text, output_limit_chars)
+        content, cut = clip(read.text, output_limit_chars)
         response: dict[str, Any] = {
             "status": "ok",
             "path": path,
             "offset": offset,
             "content": content,
         }
-        if cut or "[... read_file stopped at" in text:
+        if cut or read.truncated or read.more:
+            response["next_offset"] = read.next_offset
             response["note"] = (
-                "The file is longer than what is shown: read further with offset and line_count."
+                "The file is longer than what is shown: read further with offset="
+                f"{read.next_offset} and line_count."
             )
         return response
 

@@ -97,7 +97,7 @@ class _Tabs:
         if chat in self.by_tab.values() or self.service.is_running(*chat):
             return
         try:
-            await self.service.executor.stop(self.service.sandbox_key(*chat))
+            await self.service.stop_sandbox(*chat)
             logger.info("stopped the sandbox of a closed tab's chat")
         except ExecutorError as exc:
             logger.warning("could not stop a closed tab's sandbox: %s", exc)
@@ -125,9 +125,7 @@ def build_app(service: ChatService, settings: Settings) -> gr.Blocks:
         if not session:
             return gr.update(value=[]), gr.update(choices=[], value=None)
         try:
-            entries = await service.executor.list_files(
-                service.sandbox_key(user, session), "/workspace", recursive=True
-            )
+            entries = await service.workspace_files(user, session)
         except ExecutorError as exc:
             gr.Warning(f"Could not list the workspace: {exc}")
             return gr.update(), gr.update()
@@ -220,14 +218,12 @@ def build_app(service: ChatService, settings: Settings) -> gr.Blocks:
     async def on_pick_file(path: str | None, session: str, request: gr.Request) -> tuple:
         if not path:
             return gr.update(value=None), gr.update(value=None, visible=False)
-        key = service.sandbox_key(user_of(request), session)
-        try:
-            data = await service.executor.download_file(key, path)
+        local = _fresh_dir(download_root, request.session_hash) / upload_name(path)
+        try:  # streamed to disk: a big file never sits in memory
+            await service.download_to(user_of(request), session, path, local)
         except ExecutorError as exc:
             gr.Warning(str(exc))
             return gr.update(value=None), gr.update(value=None, visible=False)
-        local = _fresh_dir(download_root, request.session_hash) / upload_name(path)
-        local.write_bytes(data)
         preview = (
             gr.update(value=str(local), visible=True)
             if is_image(path)
@@ -236,14 +232,12 @@ def build_app(service: ChatService, settings: Settings) -> gr.Blocks:
         return gr.update(value=str(local)), preview
 
     async def on_zip(session: str, request: gr.Request) -> Any:
-        key = service.sandbox_key(user_of(request), session)
+        local = _fresh_dir(download_root, request.session_hash) / "workspace.zip"
         try:
-            data = await service.executor.download_workspace_zip(key)
+            await service.zip_workspace_to(user_of(request), session, local)
         except ExecutorError as exc:
             gr.Warning(str(exc))
             return gr.update(value=None)
-        local = _fresh_dir(download_root, request.session_hash) / "workspace.zip"
-        local.write_bytes(data)
         return gr.update(value=str(local))
 
     async def on_unload(request: gr.Request) -> None:

@@ -23,6 +23,7 @@ from agent.events import (
     ToolOutput,
     TurnDone,
     UserMessage,
+    step_outcome,
 )
 
 OUTPUT_SHOWN_CHARS = 4000
@@ -86,14 +87,28 @@ def tool_body(name: str, args: dict[str, Any]) -> str:
     return _fence(json.dumps(args, ensure_ascii=False, indent=1), "json")
 
 
+VERDICT_WORDS = {
+    "ok": "ok",
+    "failed": "exit {code}",
+    "timed_out": "timed out",
+    "stopped": "stopped",
+    "oom": "out of memory",
+    "error": "error",
+}
+
+
 def tool_result(response: dict[str, Any]) -> tuple[str, str]:
     """(verdict, markdown) for a finished tool call."""
-    if response.get("status") == "error":
+    outcome = step_outcome(response)  # the same classification the events carry
+    verdict = VERDICT_WORDS[outcome].format(code=response.get("exit_code"))
+    if outcome == "error" or ("error" in response and "status" not in response):
         hint = f"\n\n_{response['hint']}_" if response.get("hint") else ""
-        return "error", f"**Error:** {response.get('error', 'unknown error')}{hint}"
+        text = response.get("error", "unknown error")
+        return verdict, (f"_{text}_" if outcome == "stopped" else f"**Error:** {text}{hint}")
     if "exit_code" in response:
         code = response["exit_code"]
-        parts = [f"**exit {code}**" + (" (timed out)" if code == 124 else "")]
+        label = {"timed_out": " (timed out)", "stopped": " (stopped)", "oom": " (out of memory)"}
+        parts = [f"**exit {code}**{label.get(outcome, '')}"]
         if response.get("stdout"):
             parts.append(_fence(shorten(response["stdout"])))
         if response.get("stderr"):
@@ -102,11 +117,11 @@ def tool_result(response: dict[str, Any]) -> tuple[str, str]:
             parts.append("_(no output)_")
         if response.get("note"):
             parts.append(f"_{response['note']}_")
-        return f"exit {code}", "\n\n".join(parts)
+        return verdict, "\n\n".join(parts)
     shown = {k: v for k, v in response.items() if k != "status"}
     if "content" in shown:
-        return "ok", _fence(shorten(str(shown["content"])))
-    return "ok", _fence(shorten(json.dumps(shown, ensure_ascii=False, indent=1)), "json")
+        return verdict, _fence(shorten(str(shown["content"])))
+    return verdict, _fence(shorten(json.dumps(shown, ensure_ascii=False, indent=1)), "json")
 
 
 class Transcript:

@@ -13,7 +13,7 @@ import pytest
 import docker
 from executor import DockerExecutionClient
 from executor.image import image_status
-from settings import ExecutorSettings
+from settings import PROJECT_ROOT, ExecutorSettings
 
 # User ids a hostile caller might use; each must map to its own safe container.
 HOSTILE_IDS = [
@@ -38,6 +38,22 @@ NO_EXTRAS = {
 }
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PROJECT_DATA = PROJECT_ROOT / "data"
+
+
+def _data_snapshot() -> dict[str, float]:
+    if not PROJECT_DATA.exists():
+        return {}
+    return {str(p): p.stat().st_mtime for p in PROJECT_DATA.rglob("*")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_data_untouched():
+    """No test may write into the project's own data/ (a developer's chats and audit log)."""
+    before = _data_snapshot()
+    yield
+    after = _data_snapshot()
+    assert after == before, f"tests wrote into {PROJECT_DATA}: {sorted(set(after) ^ set(before))}"
 
 
 def _docker_problem() -> str | None:

@@ -17,7 +17,7 @@ async def make_service(executor, tmp_path):
     made: list[ChatService] = []
 
     def make(model=None, data_dir=None) -> ChatService:
-        settings = dataclasses.replace(load_settings(), data_dir=data_dir or tmp_path / "data")
+        settings = dataclasses.replace(load_settings({}), data_dir=data_dir or tmp_path / "data")
         service = ChatService(settings, executor=executor, model=model)
         made.append(service)
         return service

@@ -160,7 +160,10 @@ async def test_history_and_sandbox_survive_a_new_service_instance(
     session = await first.new_session("gina")
     await collect(first.stream("gina", session, "$ echo persisted > p.txt && echo written"))
     restarted_executor = DockerExecutionClient(  # a "restarted app"
-        app_label=app_label, pool_size=0, state_dir=first.executor.settings.state_dir
+        app_label=app_label,
+        pool_size=0,
+        state_dir=first.executor.settings.state_dir,
+        audit_log=first.executor.settings.audit_log,
     )
     import dataclasses
 

@@ -88,7 +88,10 @@ async def test_pooled_workspace_survives_removal_and_restart(pooled, docker_clie
     assert await pooled.read_file("keeper", "k.txt") == "kept"  # recreated on the same volume
     # A new process (same label and state) finds the session's pooled container and volume.
     again = DockerExecutionClient(
-        app_label=pooled.settings.app_label, pool_size=0, state_dir=pooled.settings.state_dir
+        app_label=pooled.settings.app_label,
+        pool_size=0,
+        state_dir=pooled.settings.state_dir,
+        audit_log=pooled.settings.audit_log,
     )
     assert await again.read_file("keeper", "k.txt") == "kept"
 
@@ -100,7 +103,8 @@ CRASHING_APP = textwrap.dedent(
 
     async def main():
         client = DockerExecutionClient(
-            app_label=sys.argv[1], state_dir=sys.argv[2], pool_size=2, pool_check_interval_s=0.5
+            app_label=sys.argv[1], state_dir=sys.argv[2], audit_log=sys.argv[2] + "/a.jsonl",
+            pool_size=2, pool_check_interval_s=0.5,
         )
         await client.start()
         while client.pool_status().ready < 2:
@@ -117,7 +121,8 @@ async def test_unclaimed_members_are_removed_at_shutdown_and_after_a_crash(
     app_label, state_dir, docker_client
 ):
     label = f"{app_label}-crash"
-    crashed = subprocess.run(
+    crashed = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-c", CRASHING_APP, label, str(state_dir)],
         capture_output=True,
         text=True,
@@ -128,7 +133,11 @@ async def test_unclaimed_members_are_removed_at_shutdown_and_after_a_crash(
     assert crashed.stdout.strip() == "ready", crashed.stderr[-2000:]
     assert len(pool_containers(docker_client, label)) == 2
     successor = DockerExecutionClient(
-        app_label=label, pool_size=1, pool_check_interval_s=0.5, state_dir=state_dir
+        app_label=label,
+        pool_size=1,
+        pool_check_interval_s=0.5,
+        state_dir=state_dir,
+        audit_log=state_dir / "audit-crash.jsonl",
     )
     await successor.start()  # sweeps the unclaimed members of the crashed process
     await wait_for(lambda: successor.pool_status().ready == 1, what="the new pool")
