@@ -192,7 +192,7 @@ class SandboxManager:
             return False
         self.registry.set(container.key, member.name, member.volume)
         container.attach(name=member.name, volume=member.volume, container_id=member.container_id)
-        sandbox.adopt_runner(member.runner)
+        sandbox.slot.adopt(member.runner)
         logger.info("session took pool member %s", member.name)
         return True
 
@@ -215,7 +215,7 @@ class SandboxManager:
             container.name,
             container.volume,
             container.is_live(),
-            sandbox.runner_pid,
+            sandbox.slot.pid,
             sandbox.last_used,
         )
 

@@ -23,7 +23,6 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator
-from enum import Enum
 from typing import Any, TypeVar
 
 from settings import ExecutorSettings
@@ -32,6 +31,7 @@ from ._container import SandboxContainer
 from ._exec import OnChunk, Sink, StreamEnd
 from ._file_results import file_error, file_meta
 from ._plain_exec import bash_argv, run_plain
+from ._runner_slot import PythonState, RunnerSlot
 from ._wording import KILLED_EXIT_CODE, Notes, Notice, Outcome, build_result, python_lost_reason
 from .errors import EngineError, SandboxCommandError
 from .results import ExecutionResult
@@ -40,14 +40,7 @@ from .runner import FILES_SOURCE, RunnerChannel, RunnerError, RunnerResult
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_RUNNER_FAILURES_ALLOWED = 3  # after this many, a session uses plain exec only
 _FILE_STDERR_LIMIT = 64 * 1024
-
-
-class PythonState(Enum):
-    NONE = "none"  # no interpreter with state (never started, or reset)
-    ALIVE = "alive"  # variables from earlier calls are there
-    LOST = "lost"  # it had state, and that state is gone (see Sandbox.python_lost_why)
 
 
 class Sandbox:
@@ -59,83 +52,18 @@ class Sandbox:
         self.exec_word = exec_word  # how a plain exec is named to users ("docker exec")
         self.lock = threading.RLock()
         self.last_used = time.time()
-        self.python = PythonState.NONE
-        self.python_lost_why = ""
-        self._runner: RunnerChannel | None = None
-        self._runner_failures = 0
-
-    # -- lifecycle ---------------------------------------------------------------------------
+        self.slot = RunnerSlot(container, spec, self._kill_quietly)
 
     def stop(self) -> None:
         """Stop the container (files kept); the next operation starts it again."""
         with self.lock:
-            self._drop_runner("the sandbox was stopped")
+            self.slot.drop("the sandbox was stopped")
             self.container.stop()
 
     def remove(self, *, volume: bool = False) -> None:
         with self.lock:
-            self._drop_runner("the sandbox was removed")
+            self.slot.drop("the sandbox was removed")
             self.container.remove(volume=volume)
-
-    # -- runner ----------------------------------------------------------------------------
-
-    @property
-    def runner_pid(self) -> int | None:
-        return self._runner.pid if self._runner is not None and not self._runner.closed else None
-
-    def adopt_runner(self, runner: RunnerChannel | None) -> None:
-        """Take a runner started ahead of time (a claimed pool member's)."""
-        if runner is not None:
-            runner.kill_all = self._kill_quietly
-            self._runner = runner
-
-    def _drop_runner(self, why: str) -> None:
-        """Forget the runner (it is gone or untrusted); the kernel's state goes with it."""
-        if self._runner is not None:
-            self._runner.close()
-            self._runner = None
-        if self.python is PythonState.ALIVE:
-            self.python, self.python_lost_why = PythonState.LOST, why
-
-    def _runner_channel(self, notes: Notes) -> RunnerChannel | None:
-        """The session's runner, started or restarted as needed; None means use a plain exec."""
-        if not self.spec.use_runner or self._runner_failures >= _RUNNER_FAILURES_ALLOWED:
-            return None
-        if self._runner is not None:
-            if self._runner.alive():
-                return self._runner
-            self._drop_runner("the command runner had stopped")
-            notes.add(Notice.RUNNER_RESTARTED)
-        for attempt in (1, 2):
-            ref = self.container.ensure_running()
-            if self._runner is not None and self._runner.alive():
-                return self._runner  # a claimed pool member came with its runner started
-            try:
-                self._runner = RunnerChannel(
-                    self.container.engine,
-                    ref,
-                    kill_grace_s=self.spec.kill_grace_s,
-                    kill_all=self._kill_quietly,
-                )
-                return self._runner
-            except EngineError as exc:  # the container went away: start it and try again
-                self.container.running = False
-                if attempt == 2:
-                    notes.add(Notice.RUNNER_NOT_STARTED, reason=str(exc))
-            except RunnerError as exc:
-                self._runner_failed(exc, notes)
-                notes.add(Notice.PLAIN_EXEC)
-                return None
-        return None
-
-    def _runner_failed(self, exc: RunnerError, notes: Notes) -> None:
-        self._drop_runner("the command runner failed")
-        self._runner_failures += 1
-        logger.warning(
-            "sandbox %s: runner %s (acked=%s)", self.container.name, exc.reason, exc.acked
-        )
-        off = self._runner_failures >= _RUNNER_FAILURES_ALLOWED
-        notes.add(Notice.RUNNER_OFF if off else Notice.RUNNER_FAILED, reason=exc.reason)
 
     # -- the one attempt policy -------------------------------------------------------------
 
@@ -148,7 +76,7 @@ class Sandbox:
         after_ack: Callable[[RunnerError], T],
     ) -> T:
         for attempt in (1, 2):
-            channel = self._runner_channel(notes)
+            channel = self.slot.get(notes)
             if channel is None:
                 break
             try:
@@ -157,10 +85,10 @@ class Sandbox:
                 if exc.acked:
                     return after_ack(exc)
                 if exc.gone and attempt == 1:  # it had died: the request never started
-                    self._drop_runner("the command runner had stopped")
+                    self.slot.drop("the command runner had stopped")
                     notes.add(Notice.RUNNER_RESTARTED)
                     continue
-                self._runner_failed(exc, notes)
+                self.slot.failed(exc, notes)
                 notes.add(Notice.PLAIN_EXEC)
                 break
         return via_exec()
@@ -183,7 +111,7 @@ class Sandbox:
 
     def _kill_processes(self, notes: Notes) -> None:
         """Kill every process of the sandbox user; restart the container if that cannot run."""
-        self._drop_runner("every process in the sandbox was stopped")
+        self.slot.drop("every process in the sandbox was stopped")
         try:
             self.container.kill_all()
         except EngineError as exc:  # e.g. the exec cannot start at the pids limit
@@ -194,10 +122,10 @@ class Sandbox:
     def _stopped_mid_request(self, exc: RunnerError, started: float, notes: Notes) -> Outcome:
         """The runner failed after taking the request: stop everything, never run it again."""
         if self.container.died():
-            self._drop_runner("the sandbox container was stopped")
+            self.slot.drop("the sandbox container was stopped")
             notes.add(Notice.CONTAINER_STOPPED)
         else:
-            self._runner_failed(exc, notes)
+            self.slot.failed(exc, notes)
             self._kill_processes(notes)
             notes.add(Notice.NOT_RERUN)
         return Outcome(
@@ -268,7 +196,7 @@ class Sandbox:
         on_chunk: OnChunk | None,
         notes: Notes,
     ) -> Outcome:
-        self._drop_runner("every process in the sandbox was stopped")  # the wrapper kills all
+        self.slot.drop("every process in the sandbox was stopped")  # the wrapper kills all
         spec = self.spec
         return run_plain(
             self.container,
@@ -295,30 +223,25 @@ class Sandbox:
         with self._using() as notes:
             started = time.monotonic()
 
-            def note_state_lost() -> None:
-                if self.python is PythonState.LOST:
-                    notes.first(Notice.PYTHON_LOST_EARLIER, why=self.python_lost_why)
-                    self.python = PythonState.NONE
-
             def via_runner(channel: RunnerChannel) -> Outcome:
-                note_state_lost()
+                self.slot.take_lost_state(notes)
                 body = {"op": "python", "code": code}
                 outcome = self._command(channel, body, timeout_s, cancel, on_chunk)
                 if outcome.python_lost:
-                    self.python = PythonState.NONE
+                    self.slot.python = PythonState.NONE
                     notes.add(Notice.PYTHON_RESTARTED, why=python_lost_reason(outcome))
                 else:
-                    self.python = PythonState.ALIVE
+                    self.slot.python = PythonState.ALIVE
                 return outcome
 
             def via_exec() -> Outcome:
-                note_state_lost()
+                self.slot.take_lost_state(notes)
                 notes.add(Notice.PYTHON_ONE_OFF)
                 command = f"python3 -c {shlex.quote(code)}"
                 return self._plain_bash(command, timeout_s, cancel, on_chunk, notes)
 
             def after_ack(exc: RunnerError) -> Outcome:
-                self.python = PythonState.NONE
+                self.slot.python = PythonState.NONE
                 outcome = self._stopped_mid_request(exc, started, notes)
                 outcome.python_lost = True
                 return outcome
@@ -331,11 +254,12 @@ class Sandbox:
     def reset_python(self) -> bool:
         """Forget every variable of the session's interpreter; True if there was one."""
         with self.lock:
-            had = self.python is PythonState.ALIVE
-            self.python = PythonState.NONE
-            if self._runner is not None and self._runner.alive():
+            had = self.slot.python is PythonState.ALIVE
+            self.slot.python = PythonState.NONE
+            runner = self.slot.runner
+            if runner is not None and runner.alive():
                 with contextlib.suppress(RunnerError):
-                    self._runner.request(
+                    runner.request(
                         {"op": "reset_python"}, timeout_s=10, stdout_limit=1024, stderr_limit=1024
                     )
             return had
@@ -383,7 +307,7 @@ class Sandbox:
                 )
 
             def after_ack(exc: RunnerError) -> Outcome:
-                self._runner_failed(exc, notes)
+                self.slot.failed(exc, notes)
                 self._kill_processes(notes)
                 raise SandboxCommandError(
                     f"{op} of {path} failed: the command runner {exc.reason}; try again"

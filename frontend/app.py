@@ -17,12 +17,12 @@ from typing import Any
 
 import gradio as gr
 
-from agent.events import ErrorEvent, TurnDone
+from agent.events import TurnDone
 from agent.service import ChatService, upload_name
 from executor import ExecutorError
 from settings import PROJECT_ROOT, Settings, auth_pairs, load_settings
 
-from .chat_ui import Transcript, file_rows, human_size, is_image, messages_from_history
+from .chat_ui import Transcript, file_rows, is_image, messages_from_history
 
 logger = logging.getLogger(__name__)
 
@@ -173,17 +173,6 @@ def build_app(service: ChatService, settings: Settings) -> gr.Blocks:
         text = (message or {}).get("text", "") or ""
         paths = [Path(p) for p in (message or {}).get("files", []) or []]
         transcript = Transcript(messages)
-        too_big = [p for p in paths if p.stat().st_size > settings.upload_limit_bytes]
-        if too_big:
-            names = ", ".join(f"{p.name} ({human_size(p.stat().st_size)})" for p in too_big)
-            transcript.apply(
-                ErrorEvent(
-                    f"Not uploaded: {names} is over the upload limit of "
-                    f"{human_size(settings.upload_limit_bytes)}. Nothing was sent."
-                )
-            )
-            yield transcript.messages, transcript.messages, gr.update(value=message), *state
-            return
         transcript.add_user(text)
         if not text.strip() and not paths:
             return

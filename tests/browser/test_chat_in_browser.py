@@ -70,6 +70,8 @@ def test_upload_shows_in_panel_and_downloads_byte_exact(page, app, tmp_path):
 
 
 def test_upload_over_the_limit_is_refused_with_a_clear_message(page, app, tmp_path):
+    """APP_UPLOAD_LIMIT_BYTES (100 kB in this app) is Gradio's upload limit: the browser is told
+    before anything is sent, and nothing reaches the sandbox."""
     url, _ = app
     open_app(page, url)
     big = tmp_path / "big.csv"
@@ -100,14 +102,16 @@ def test_reload_resumes_the_chat_with_its_history_and_files(page, app):
 def test_new_chat_starts_fresh_and_the_old_one_can_be_reopened(page, app):
     url, _ = app
     open_app(page, url)
-    send(page, "$ echo first-chat-marker")
+    send(page, "$ echo first-chat-marker | tee first-chat.txt")
     expect(page.locator("#chatbot")).to_contain_text("first-chat-marker")
     wait_idle(page)
+    expect(page.locator("#files")).to_contain_text("first-chat.txt")
     page.locator("#new-chat").click()
     expect(page.locator("#chatbot")).not_to_contain_text("first-chat-marker")
-    expect(page.locator("#files")).not_to_contain_text("note.txt")
+    expect(page.locator("#files")).not_to_contain_text("first-chat.txt")  # its own workspace
     page.locator("#chats").get_by_text("$ echo first-chat-marker").first.click()
     expect(page.locator("#chatbot")).to_contain_text("first-chat-marker")
+    expect(page.locator("#files")).to_contain_text("first-chat.txt")
 
 
 def test_stop_ends_a_running_turn(page, app):

@@ -1,0 +1,111 @@
+"""A session's resident runner and the state of the Python kernel inside it.
+
+The runner is started on demand, restarted when it is gone, and given up after three failures
+(the session then stays on plain exec). The kernel lives inside the runner, so whenever the
+runner is dropped, variables from earlier `run_python` calls are lost: the slot remembers that,
+and why, so the next call can say so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import Enum
+
+from settings import ExecutorSettings
+
+from ._container import SandboxContainer
+from ._wording import Notes, Notice
+from .errors import EngineError
+from .runner import RunnerChannel, RunnerError
+
+logger = logging.getLogger(__name__)
+
+FAILURES_ALLOWED = 3  # after this many, a session uses plain exec only
+
+
+class PythonState(Enum):
+    NONE = "none"  # no interpreter with state (never started, or reset)
+    ALIVE = "alive"  # variables from earlier calls are there
+    LOST = "lost"  # it had state, and that state is gone (see RunnerSlot.python_lost_why)
+
+
+class RunnerSlot:
+    def __init__(
+        self,
+        container: SandboxContainer,
+        spec: ExecutorSettings,
+        kill_quietly: Callable[[], None],
+    ) -> None:
+        self.container = container
+        self.spec = spec
+        self._kill_quietly = kill_quietly  # used before abandoning a misbehaving runner
+        self.runner: RunnerChannel | None = None
+        self.failures = 0
+        self.python = PythonState.NONE
+        self.python_lost_why = ""
+
+    @property
+    def pid(self) -> int | None:
+        return self.runner.pid if self.runner is not None and not self.runner.closed else None
+
+    def adopt(self, runner: RunnerChannel | None) -> None:
+        """Take a runner started ahead of time (a claimed pool member's)."""
+        if runner is not None:
+            runner.kill_all = self._kill_quietly
+            self.runner = runner
+
+    def drop(self, why: str) -> None:
+        """Forget the runner (it is gone or untrusted); the kernel's state goes with it."""
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
+        if self.python is PythonState.ALIVE:
+            self.python, self.python_lost_why = PythonState.LOST, why
+
+    def take_lost_state(self, notes: Notes) -> None:
+        """If earlier variables were lost, say so (once) before the next Python call."""
+        if self.python is PythonState.LOST:
+            notes.first(Notice.PYTHON_LOST_EARLIER, why=self.python_lost_why)
+            self.python = PythonState.NONE
+
+    def get(self, notes: Notes) -> RunnerChannel | None:
+        """The runner, started or restarted as needed; None means use a plain exec."""
+        if not self.spec.use_runner or self.failures >= FAILURES_ALLOWED:
+            return None
+        if self.runner is not None:
+            if self.runner.alive():
+                return self.runner
+            self.drop("the command runner had stopped")
+            notes.add(Notice.RUNNER_RESTARTED)
+        for attempt in (1, 2):
+            ref = self.container.ensure_running()
+            if self.runner is not None and self.runner.alive():
+                return self.runner  # a claimed pool member came with its runner started
+            try:
+                self.runner = RunnerChannel(
+                    self.container.engine,
+                    ref,
+                    kill_grace_s=self.spec.kill_grace_s,
+                    kill_all=self._kill_quietly,
+                )
+                return self.runner
+            except EngineError as exc:  # the container went away: start it and try again
+                self.container.running = False
+                if attempt == 2:
+                    notes.add(Notice.RUNNER_NOT_STARTED, reason=str(exc))
+            except RunnerError as exc:
+                self.failed(exc, notes)
+                notes.add(Notice.PLAIN_EXEC)
+                return None
+        return None
+
+    def failed(self, exc: RunnerError, notes: Notes) -> None:
+        """Count a failure of the runner; after FAILURES_ALLOWED the session stops using it."""
+        self.drop("the command runner failed")
+        self.failures += 1
+        logger.warning(
+            "sandbox %s: runner %s (acked=%s)", self.container.name, exc.reason, exc.acked
+        )
+        off = self.failures >= FAILURES_ALLOWED
+        notes.add(Notice.RUNNER_OFF if off else Notice.RUNNER_FAILED, reason=exc.reason)
