@@ -262,6 +262,10 @@ class Sandbox:
                     runner.request(
                         {"op": "reset_python"}, timeout_s=10, stdout_limit=1024, stderr_limit=1024
                     )
+            else:  # no kernel to reset; still say so if the engine is gone
+                self.slot.drop("the command runner had stopped")
+                self.slot.python = PythonState.NONE
+                self.container.engine.ping()
             return had
 
     # -- files (all inside the container, as the sandbox user) ---------------------------

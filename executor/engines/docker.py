@@ -26,6 +26,7 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 import urllib3.exceptions
+from docker.constants import MINIMUM_DOCKER_API_VERSION
 
 import docker
 
@@ -206,6 +207,20 @@ class DockerExecChannel(ExecChannel):
             self._sock.close()
 
 
+class _NoEnvAPIClient(docker.APIClient):
+    """An API client that ignores REQUESTS_CA_BUNDLE, proxies and .netrc from the environment:
+    requests would otherwise replace Docker's own TLS CA with the host's bundle, and it reads
+    the environment on every request, the first (the version check) included."""
+
+    @property
+    def trust_env(self) -> bool:
+        return False
+
+    @trust_env.setter
+    def trust_env(self, _value: bool) -> None:
+        pass
+
+
 class DockerEngine(Engine):
     """Sandboxes as Docker containers, on the daemon DOCKER_HOST (or the given client) names."""
 
@@ -233,14 +248,16 @@ class DockerEngine(Engine):
             with self._lock:
                 if self._client is None:
                     with _translated("connect"):
-                        client = docker.DockerClient.from_env(
-                            environment=self._environ,
-                            max_pool_size=self._max_connections,
-                            timeout=120,
+                        kwargs = docker.utils.kwargs_from_env(environment=self._environ)
+                        api = _NoEnvAPIClient(
                             version="auto",
+                            timeout=120,
+                            max_pool_size=self._max_connections,
+                            **kwargs,
                         )
-                    # REQUESTS_CA_BUNDLE and friends must not replace Docker's own TLS CA.
-                    client.api.trust_env = False
+                        client = docker.DockerClient(version=MINIMUM_DOCKER_API_VERSION, **kwargs)
+                        client.api.close()
+                        client.api = api
                     self._client = client
         return self._client
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+import zipfile
 
 import pytest
 
@@ -162,3 +165,63 @@ async def test_workspace_downloads_as_a_zip_without_symlinked_files(executor, us
     archive = zipfile.ZipFile(io.BytesIO(await executor.download_workspace_zip(user_id)))
     assert sorted(archive.namelist()) == ["a.txt", "sub/b.bin"]
     assert archive.read("sub/b.bin") == bytes(range(256))
+
+
+class PeakRss:
+    """Samples this process's resident memory while a block runs; `growth` is peak - start."""
+
+    def __init__(self) -> None:
+        self.start = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _rss() -> int:
+        for line in open("/proc/self/status").read().splitlines():  # noqa: SIM115
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.start
+
+
+async def test_a_500_mb_workspace_zips_to_disk_in_flat_host_memory(executor, user_id, tmp_path):
+    made = await executor.run(
+        user_id,
+        "for i in 1 2 3 4 5; do head -c 100M /dev/zero > part$i.bin; done; "
+        "head -c 20M /dev/urandom > noise.bin; du -sm /workspace | cut -f1",
+        timeout=120,
+    )
+    assert int(made.stdout) >= 520
+    dest = tmp_path / "workspace.zip"
+    with PeakRss() as rss:
+        size = await executor.zip_workspace_to(user_id, dest)
+    assert size == dest.stat().st_size > 20 << 20
+    with zipfile.ZipFile(dest) as archive:
+        assert sum(i.file_size for i in archive.infolist()) == 520 << 20
+        assert archive.testzip() is None
+    assert rss.growth < 64 << 20, f"host memory grew by {rss.growth >> 20} MiB"
+
+
+async def test_a_big_file_downloads_to_disk_in_flat_host_memory(executor, user_id, tmp_path):
+    await executor.run(user_id, "head -c 200M /dev/urandom > big.bin", timeout=120)
+    digest = (await executor.run(user_id, "sha256sum big.bin | cut -d' ' -f1")).stdout.strip()
+    dest = tmp_path / "big.bin"
+    with PeakRss() as rss:
+        assert await executor.download_to(user_id, "big.bin", dest) == 200 << 20
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == digest
+    assert rss.growth < 64 << 20, f"host memory grew by {rss.growth >> 20} MiB"
