@@ -40,7 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import pct, publish
 from executor import DockerExecutionClient
-from executor._hardening import SANDBOX_USER, container_kwargs
+from executor._hardening import SANDBOX_USER
+from executor.engines import ContainerRequest
+from executor.engines._docker_hardening import container_kwargs
 from settings import ExecutorSettings
 
 IMAGE = "mcp-code-executor:latest"
@@ -74,12 +76,7 @@ class Raw:
         labels = {"mcp-code-executor.app": f"{LABEL}-raw"}
         self.client.volumes.create(name=f"{name}-ws", labels=labels)
         kwargs = container_kwargs(
-            self.spec,
-            name=name,
-            volume=f"{name}-ws",
-            labels=labels,
-            tools_path=None,
-            skills_path=None,
+            ContainerRequest(name, f"{name}-ws", labels, self.spec, None, None)
         )
         return self.client.containers.run(**kwargs)
 
@@ -130,9 +127,11 @@ class Ours:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def wait_for_pool(self) -> None:
-        pool = self.client._manager.pool
         deadline = time.monotonic() + 60
-        while pool is not None and pool.ready() < pool.size and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            status = self.client.pool_status()
+            if status.ready >= status.target:
+                break
             time.sleep(0.05)
 
     def new(self):
@@ -150,7 +149,7 @@ class Ours:
         return self.call(self.client.download_file(key, "blob.bin"))
 
     def container_id(self, key) -> str:
-        return self.client._manager.get(key).ensure_running()
+        return self.call(self.client.sandbox_info(key)).container_name
 
     def close(self, key) -> None:
         self.client.cleanup_container(key, remove_volume=True)

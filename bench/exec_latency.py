@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import pct, publish
 from executor import DockerExecutionClient
-from executor._hardening import SANDBOX_USER, container_kwargs
+from executor._hardening import SANDBOX_USER
+from executor.engines import ContainerRequest
+from executor.engines._docker_hardening import container_kwargs
 from settings import ExecutorSettings
 
 
@@ -40,12 +42,7 @@ def raw_container(client: docker.DockerClient, spec: ExecutorSettings, label: st
     labels = {"mcp-code-executor.app": f"{label}-raw"}  # not ours: the executor's sweep skips it
     client.volumes.create(name=f"{name}-ws", labels=labels)
     kwargs = container_kwargs(
-        spec,
-        name=name,
-        volume=f"{name}-ws",
-        labels=labels,
-        tools_path=spec.tools_path,
-        skills_path=spec.skills_path,
+        ContainerRequest(name, f"{name}-ws", labels, spec, spec.tools_path, spec.skills_path)
     )
     return client.containers.run(**kwargs)
 
