@@ -4,6 +4,10 @@
 big-endian length and UTF-8 source; it runs in one namespace that persists between cells (like
 a notebook: the value of a final expression is printed). Output goes to this process's
 stdout/stderr; when the cell ends, "ok" or "error" is written to DONE_FD. Standard library only.
+
+The length REAP (0xFFFFFFFF) is not a cell: the runner sends it after it killed the processes
+a cell left behind. Their parent is this kernel, so only it can collect them; it reaps every
+exited child and answers "reaped N" (zombies would otherwise fill the pids limit).
 """
 
 import ast
@@ -13,6 +17,7 @@ import sys
 import traceback
 
 CONTROL, DONE = int(sys.argv[1]), int(sys.argv[2])
+REAP = 0xFFFFFFFF
 namespace = {"__name__": "__main__", "__builtins__": __builtins__}
 
 
@@ -56,11 +61,27 @@ def run(source):
         return False
 
 
+def reap():
+    reaped = 0
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return reaped
+        if pid == 0:
+            return reaped
+        reaped += 1
+
+
 while True:
     header = read_exact(4)
     if header is None:
         break
-    body = read_exact(struct.unpack(">I", header)[0])
+    length = struct.unpack(">I", header)[0]
+    if length == REAP:
+        os.write(DONE, b"reaped %d\n" % reap())
+        continue
+    body = read_exact(length)
     if body is None:
         break
     ok = run(body.decode("utf-8", "replace"))

@@ -23,6 +23,7 @@ import contextlib
 import io
 import json
 import os
+import select
 import selectors
 import signal
 import struct
@@ -34,6 +35,7 @@ HEADER = struct.Struct(">BII")
 REQUEST, KILL, DATA, EOF = 1, 2, 3, 4
 OUT, ERR, DONE, HELLO, ACK = 10, 11, 12, 13, 14
 CHUNK = 65536
+REAP = 0xFFFFFFFF  # a kernel control "length" that means: collect your dead children
 
 FILES_SOURCE, KERNEL_SOURCE = SOURCES[1], SOURCES[2]  # noqa: F821 - set by the host's bootstrap
 # The kernel reads its own source from its control pipe first (a short `ps` line again).
@@ -148,32 +150,105 @@ class Runner:
         self.selector = selectors.DefaultSelector()
         self.selector.register(0, selectors.EVENT_READ, "host")
         self.kernel = None
+        self.lost_before = ""  # why the kernel was stopped between Python requests
         self.me = os.getuid()
 
     # -- process hygiene -------------------------------------------------------------------
 
-    def kill_leftovers(self):
-        """SIGKILL every process of the sandbox user but this runner and the kernel."""
+    def scan(self):
+        """Pids of the sandbox user's processes, except this runner and the kernel: (alive,
+        zombies). Zombies cannot be killed, only collected by their parent."""
         keep = {os.getpid(), self.kernel.pid if self.kernel else -1}
-        for _ in range(12):
-            killed = 0
-            for name in os.listdir("/proc"):
-                if not name.isdigit() or int(name) in keep:
+        alive, zombies = [], []
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in keep:
+                continue
+            try:
+                if os.stat(f"/proc/{name}").st_uid != self.me:
                     continue
-                try:
-                    if os.stat(f"/proc/{name}").st_uid == self.me:
-                        os.kill(int(name), signal.SIGKILL)
-                        killed += 1
-                except OSError:
-                    pass
-            if not killed:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    state = f.read().rpartition(b")")[2][1:2]
+            except OSError:
+                continue
+            (zombies if state == b"Z" else alive).append(int(name))
+        return alive, zombies
+
+    def kill_leftovers(self):
+        """SIGKILL every process of the sandbox user but this runner and the kernel, then collect
+        the dead (ours here, the kernel's through it). False if new processes kept appearing:
+        some code (a thread of the kernel) is still starting them."""
+        killed, late, rounds = set(), 0, 0
+        deadline = time.monotonic() + 1.0
+        while True:
+            alive, zombies = self.scan()
+            if not alive:
+                converged = True
                 break
-        for _ in range(64):  # reap our own children (bash, kernel) so no zombies pile up
+            new = [pid for pid in alive if pid not in killed]
+            for pid in alive:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            killed.update(alive)
+            rounds += 1
+            late += 1 if new and rounds > 3 else 0
+            if late >= 3 or time.monotonic() > deadline:
+                converged = False
+                break
+            if not new:
+                time.sleep(0.001)  # only dying processes are left: give them a moment
+        for _ in range(4096):  # reap our own children (bash, kernel) so no zombies pile up
             try:
                 if os.waitpid(-1, os.WNOHANG)[0] == 0:
                     break
             except ChildProcessError:
                 break
+        if self.kernel is not None and (zombies or killed):
+            self.reap_kernel()
+        return converged
+
+    def settled(self):
+        """Kill what the cell left; if the kernel still runs threads of the cell, watch a
+        moment longer: a thread that keeps starting processes would refill the pids limit."""
+        if not self.kill_leftovers():
+            return False
+        if self.kernel is None or self.kernel_threads() <= 1:
+            return True
+        time.sleep(0.015)  # costs only while a cell's thread lives on
+        return not self.scan()[0]
+
+    def kernel_threads(self):
+        try:
+            with open(f"/proc/{self.kernel.pid}/status") as f:
+                for line in f:
+                    if line.startswith("Threads:"):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return 1
+
+    def reap_kernel(self):
+        """Ask the kernel to collect its dead children; stop it if it does not answer."""
+        try:
+            os.write(self.kernel_control, struct.pack(">I", REAP))
+            ready, _, _ = select.select([self.kernel_done], [], [], 1.0)
+            reply = os.read(self.kernel_done, 64) if ready else b""
+        except OSError:
+            reply = b""
+        if not reply.startswith(b"reaped"):
+            self.lose_kernel("it stopped answering")
+
+    def tidy(self):
+        """Before a request: clean up what appeared since the last one (a kernel thread that
+        forks, processes left at the pids limit), so the session recovers by itself."""
+        alive, zombies = self.scan()
+        if (alive or zombies) and not self.kill_leftovers() and self.kernel is not None:
+            self.lose_kernel("it kept starting processes after its cell ended")
+            self.kill_leftovers()
+
+    def lose_kernel(self, why):
+        """Stop the kernel outside a Python request; the next one reports that state was lost."""
+        self.stop_kernel()
+        self.lost_before = why
 
     def stop_kernel(self):
         if self.kernel is not None:
@@ -225,6 +300,7 @@ class Runner:
             request = json.loads(payload)
             send(ACK, rid)
             started = time.monotonic()
+            self.tidy()
             result = getattr(self, "op_" + request["op"])(rid, request)
             result["duration_s"] = round(time.monotonic() - started, 4)
             send_json(DONE, rid, result)
@@ -243,16 +319,30 @@ class Runner:
             send(ERR, rid, err.getvalue().encode())
         return {"exit_code": code}
 
+    def spawn(self, argv):
+        """Start a command; at the pids limit, clean up (stopping the kernel if its processes
+        are what fills it) and try again, so a full session recovers by itself."""
+        for attempt in range(3):
+            try:
+                return subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                )
+            except OSError:
+                if attempt == 2:
+                    raise
+                self.kill_leftovers()
+                if attempt == 1 and self.kernel is not None:
+                    self.lose_kernel("the sandbox ran out of processes")
+        raise AssertionError("unreachable")
+
     def op_bash(self, rid, request):
         before = oom_kills()
         try:
-            proc = subprocess.Popen(
-                ["bash", "-c", request["cmd"]],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
+            proc = self.spawn(["bash", "-c", request["cmd"]])
         except OSError as exc:  # e.g. the pids limit is reached
             self.kill_leftovers()
             send(ERR, rid, f"cannot start the command: {exc.strerror}\n".encode())
@@ -294,6 +384,7 @@ class Runner:
         return result
 
     def op_python(self, rid, request):
+        before, self.lost_before = self.lost_before, ""
         if self.kernel is None:
             self.start_kernel()
         code = request["code"].encode()
@@ -327,16 +418,25 @@ class Runner:
         lost = outcome != "done" or not answer
         if lost:
             self.stop_kernel()
-        self.kill_leftovers()
+        why = ""
+        if not self.settled() and self.kernel is not None:
+            self.stop_kernel()  # a thread of the cell keeps forking: only stopping it helps
+            self.kill_leftovers()
+            lost, why = True, "it kept starting processes after the cell ended"
         ok = bool(answer) and answer[0].startswith(b"ok")
-        code = 0 if ok else (124 if outcome == "timeout" else 137 if lost else 1)
-        return {
+        code = 0 if ok else (124 if outcome == "timeout" else 137 if lost and not why else 1)
+        result = {
             "exit_code": code,
             "timed_out": outcome == "timeout",
             "killed": outcome == "killed",
             "python_lost": lost,
             "sent": self.sent,
         }
+        if why:
+            result["lost_reason"] = why
+        if before:
+            result["lost_before"] = before
+        return result
 
     def pump(self, rid, request, streams, finished):
         """Forward output until `finished()`, the timeout, or a KILL; return why it stopped."""

@@ -84,6 +84,8 @@ class Outcome:
     runner: bool = False
     oom: bool = False
     python_lost: bool = False
+    python_lost_reason: str = ""  # the runner's own words, when it stopped the kernel itself
+    python_lost_before: str = ""  # the kernel was stopped between Python requests: why
     sandbox_restarted: bool = False
 
 
@@ -163,6 +165,8 @@ def build_result(
 
 
 def python_lost_reason(outcome: Outcome) -> str:
+    if outcome.python_lost_reason:
+        return outcome.python_lost_reason
     if outcome.ended is StreamEnd.DEADLINE:
         return "it timed out"
     if outcome.ended is StreamEnd.CANCELLED or outcome.exit_code == KILLED_EXIT_CODE:

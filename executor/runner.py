@@ -87,6 +87,8 @@ class RunnerResult:
     oom: bool
     flooded: bool
     cancelled: bool
+    python_lost_reason: str = ""  # why the kernel was stopped in this request, if not obvious
+    python_lost_before: str = ""  # why it was stopped since the last Python request
 
 
 def _int(value: Any, low: int = 0, high: int = 1 << 62) -> int:
@@ -327,6 +329,8 @@ class RunnerChannel:
             oom=bool(done.get("oom")),
             flooded=reason == "flood" or bool(done.get("flooded")),
             cancelled=reason == "cancel",
+            python_lost_reason=str(done.get("lost_reason") or "")[:200],
+            python_lost_before=str(done.get("lost_before") or "")[:200],
         )
 
 

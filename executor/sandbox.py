@@ -227,6 +227,8 @@ class Sandbox:
                 self.slot.take_lost_state(notes)
                 body = {"op": "python", "code": code}
                 outcome = self._command(channel, body, timeout_s, cancel, on_chunk)
+                if outcome.python_lost_before and self.slot.python is PythonState.ALIVE:
+                    notes.first(Notice.PYTHON_LOST_EARLIER, why=outcome.python_lost_before)
                 if outcome.python_lost:
                     self.slot.python = PythonState.NONE
                     notes.add(Notice.PYTHON_RESTARTED, why=python_lost_reason(outcome))
@@ -349,4 +351,6 @@ def _outcome(reply: RunnerResult, duration_s: float) -> Outcome:
         runner=True,
         oom=reply.oom,
         python_lost=reply.python_lost,
+        python_lost_reason=reply.python_lost_reason,
+        python_lost_before=reply.python_lost_before,
     )
