@@ -474,9 +474,8 @@ class FakeGemini(FakeApiServer[Reply]):
     def _reply(self, reply: Reply, request: RecordedRequest, model: str, stream: bool):
         response_id = base64.urlsafe_b64encode(secrets.token_bytes(15)).decode()
         prompt_tokens = max(1, request.size // 4)
-        chunks = [
-            self._wire_parts(c, reply.signatures and i == 0) for i, c in enumerate(reply.chunks)
-        ]
+        signed = [not reply.signatures]  # the reply's first call carries the signature
+        chunks = [self._wire_parts(c, signed) for c in reply.chunks]
         if stream:
             events = []
             chunks = chunks or [[]]
@@ -500,9 +499,8 @@ class FakeGemini(FakeApiServer[Reply]):
             200, self._response(merged, reply, model, response_id, prompt_tokens, True)
         )
 
-    def _wire_parts(self, parts: tuple[Part, ...], sign_first_call: bool) -> list[dict]:
+    def _wire_parts(self, parts: tuple[Part, ...], signed: list[bool]) -> list[dict]:
         out: list[dict] = []
-        signed = not sign_first_call
         for part in parts:
             if isinstance(part, str):
                 out.append({"text": part})
@@ -511,11 +509,11 @@ class FakeGemini(FakeApiServer[Reply]):
             if part.id is not None:
                 fc["id"] = part.id
             wire: dict[str, Any] = {"functionCall": fc}
-            if not signed:
+            if not signed[0]:
                 signature = base64.b64encode(secrets.token_bytes(48)).decode()
                 wire["thoughtSignature"] = signature
                 self.issued_signatures.setdefault(_call_key(fc), set()).add(signature)
-                signed = True
+                signed[0] = True
             out.append(wire)
         return out
 

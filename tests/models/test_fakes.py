@@ -103,10 +103,22 @@ async def test_gemini_text_then_call_across_chunks(fake_gemini, make_runner):
     assert turn.calls == [("get_weather", {"city": "Paris"})]
     assert turn.answer == "Sunny."
     model_turn = contents(fake_gemini.model_requests[1])[1]
-    assert [next(iter(k for k in p if k != "thoughtSignature")) for p in model_turn["parts"]] == [
-        "text",
-        "functionCall",
+    assert [sorted(p) for p in model_turn["parts"]] == [
+        ["text"],
+        ["functionCall", "thoughtSignature"],
     ]
+    fake_gemini.assert_clean()
+
+
+async def test_gemini_call_ids_from_the_model_come_back_on_the_responses(fake_gemini, make_runner):
+    fake_gemini.play(g.call("get_weather", {"city": "Paris"}, id="fc-7"), g.text("Sunny."))
+    runner = make_runner(gemini(), get_weather)
+
+    await play(runner, "Weather in Paris?")
+
+    history = contents(fake_gemini.model_requests[1])
+    assert history[1]["parts"][0]["functionCall"]["id"] == "fc-7"
+    assert function_responses(fake_gemini.model_requests[1])[0]["id"] == "fc-7"
     fake_gemini.assert_clean()
 
 
@@ -351,6 +363,22 @@ def test_gemini_fake_refuses_what_the_real_api_refuses(request_body, expected):
     assert expected in body["error"]["message"]
     assert fake.violations
     assert fake.script.remaining == 1
+
+
+def test_gemini_fake_refuses_a_call_replayed_without_its_signature_on_gemini_3():
+    url = "{}/v1beta/models/gemini-3-flash-preview:generateContent"
+    ask = {"role": "user", "parts": [{"text": "hi"}]}
+    with g.FakeGemini() as fake:
+        fake.play(g.call("f", {"x": 1}), g.text("never sent"))
+        _, first = post(url.format(fake.url), {"contents": [ask]})
+        [part] = first["candidates"][0]["content"]["parts"]
+        assert part["thoughtSignature"]
+        answer = {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {}}}]}
+        unsigned = {"role": "model", "parts": [{"functionCall": part["functionCall"]}]}
+        status, body = post(url.format(fake.url), {"contents": [ask, unsigned, answer]})
+    assert status == 400
+    assert "missing a thought_signature" in body["error"]["message"]
+    assert [v.rule for v in fake.rejections] == ["thought_signature"]
 
 
 def test_gemini_fake_starts_fast_and_stops_cleanly():
