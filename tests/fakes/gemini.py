@@ -127,7 +127,7 @@ def rate_limited(retry_delay_s: int = 7) -> ApiError:
         "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
         "To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. \n* Quota "
         "exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_"
-        "requests, limit: 10\nPlease retry in 6.6s.",
+        f"requests, limit: 10\nPlease retry in {retry_delay_s}s.",
         "RESOURCE_EXHAUSTED",
         [
             {
