@@ -6,6 +6,8 @@ import os
 import uuid
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from tests
+# LiteLLM fetches its model cost map from GitHub on import (with retries) unless told not to.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import docker.errors
 import pytest
