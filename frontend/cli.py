@@ -3,6 +3,7 @@
     python -m frontend.cli doctor
     python -m frontend.cli cleanup [--yes]
     python -m frontend.cli run          # the web app (same as `make run`)
+    python -m frontend.cli user add|passwd|remove|list   # login users (see cli_users.py)
 
 (`make doctor`, `make cleanup` and `make run` call these.)
 """
@@ -22,6 +23,8 @@ from executor.image import image_status
 from executor.manager import APP_LABEL
 from executor.pool import POOL_LABEL
 from settings import ConfigError, Settings, load_settings, model_name
+
+from . import cli_users
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     clean = commands.add_parser("cleanup", help="remove every container and volume of this app")
     clean.add_argument("--yes", action="store_true", help="also delete volumes without asking")
     commands.add_parser("run", help="start the web app")
+    cli_users.register(commands)
     args = parser.parse_args(argv)
+    if args.command == "user":
+        return cli_users.run(args)
     if args.command == "doctor":
         return doctor()
     if args.command == "cleanup":
