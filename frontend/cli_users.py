@@ -18,7 +18,7 @@ import sys
 
 from settings import ConfigError, auth_pairs, load_settings
 
-from .users import UserError, UserStore
+from .users import UserError, UserStore, validate_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"no users in {store.path}: login is off (one local user)")
             return 0
         if command == "add":
+            validate_name(args.name)  # before asking for a password
+            if args.name in store.names():
+                raise UserError(f"user {args.name} exists; use `user passwd {args.name}`")
             store.add(args.name, _password(args))
             print(f"added {args.name} to {store.path}")
         elif command == "passwd":

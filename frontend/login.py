@@ -28,6 +28,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from secrets import token_bytes
 from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.applications import Starlette
@@ -131,6 +132,11 @@ def safe_next(value: str | None, root: str = "") -> str:
     return value
 
 
+def uvicorn_proxy_options(settings: Settings) -> dict[str, object]:
+    """uvicorn options so client address and scheme come from trusted proxies only."""
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.trusted_proxies}
+
+
 def cookie_header(name: str, value: str, *, max_age: int, secure: bool, path: str = "/") -> str:
     """A Set-Cookie value: HttpOnly, SameSite=Lax, Secure when the request came over HTTPS."""
     parts = [f"{name}={value}", f"Path={path}", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
@@ -169,6 +175,9 @@ class LoginLayer:
         self.required = required
         self.audit = audit
         self.public_prefixes = tuple(p.rstrip("/") for p in public_prefixes)
+        # Each argon2 check takes ~0.1-0.2 s of CPU and 64 MiB: a burst of logins must not
+        # take every worker thread or the memory from the chats.
+        self._checks = asyncio.Semaphore(2)
 
     @classmethod
     def from_settings(
@@ -185,8 +194,10 @@ class LoginLayer:
         (removing the last user locks everyone out rather than opening the app)."""
         authenticator = authenticator or Authenticator.from_settings(settings)
         required = authenticator.enabled
+        # Without login no cookie is ever issued: no secret file either.
+        secret = load_secret(settings.data_dir / "session-secret") if required else token_bytes(32)
         codec = SessionCodec(
-            load_secret(settings.data_dir / "session-secret"),
+            secret,
             idle_timeout_s=settings.session_idle_timeout_s,
             max_age_s=settings.session_max_age_s,
             clock=clock,
@@ -349,7 +360,8 @@ class LoginLayer:
         # a success clears it again.
         self.throttle.record_failure(user, addr)
         started = time.monotonic()
-        ok = bool(user) and await asyncio.to_thread(self.authenticator.check, user, password)
+        async with self._checks:
+            ok = bool(user) and await asyncio.to_thread(self.authenticator.check, user, password)
         elapsed = time.monotonic() - started
         material = self.authenticator.fingerprint(user) if ok else None
         if material is None:

@@ -11,6 +11,8 @@ at a time); that is the price of stopping guesses spread over many addresses.
 
 Memory is bounded: a bucket is forgotten `forget_after_s` after its last failure, and at most
 `max_entries` buckets are kept (the least recently failed go first).
+
+Not thread-safe: call it from one event loop (the login route does).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from executor.audit import AuditLog
-from frontend.login import LoginLayer
+from frontend.login import LoginLayer, uvicorn_proxy_options
 from frontend.users import Authenticator, UserStore
 from settings import load_settings
 
@@ -89,6 +89,7 @@ def serve(
     plain: Sequence[tuple[str, str]] = (),
     max_failures: int = 3,
     idle_timeout_s: float = 3600.0,
+    trusted_proxies: str = "127.0.0.1",
 ) -> LoginServer:
     settings = dataclasses.replace(
         load_settings({}),
@@ -96,6 +97,7 @@ def serve(
         users_file=data_dir / "users.toml",
         login_max_failures=max_failures,
         session_idle_timeout_s=idle_timeout_s,
+        trusted_proxies=trusted_proxies,
     )
     store = UserStore(settings.users_file, cheap_hasher())
     for name, password in users.items():
@@ -126,9 +128,8 @@ def serve(
         app,
         host="127.0.0.1",
         port=port,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
         log_level="warning",
+        **uvicorn_proxy_options(settings),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="login-test-server", daemon=True)

@@ -68,3 +68,16 @@ def test_list_shows_app_auth_users_as_plain_text(users_file, monkeypatch, capsys
     monkeypatch.setenv("APP_AUTH", "bob:builder")
     assert run(monkeypatch, "list") == 0
     assert "bob  (APP_AUTH, plain text" in capsys.readouterr().out
+
+
+def test_a_bad_or_taken_name_is_refused_before_asking_for_a_password(
+    users_file, monkeypatch, capsys
+):
+    def no_prompt(prompt):
+        raise AssertionError("asked for a password")
+
+    monkeypatch.setattr("getpass.getpass", no_prompt)
+    assert run(monkeypatch, "add", "a b") == 1
+    UserStore(users_file).add("alice", "correct horse")
+    assert run(monkeypatch, "add", "alice") == 1
+    assert "exists" in capsys.readouterr().err

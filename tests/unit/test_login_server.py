@@ -204,5 +204,30 @@ def test_without_users_everyone_is_the_local_user(tmp_path):
             assert client.get("/", headers=HTML).status_code == 200
             assert whoami(client) == LOCAL_USER
             assert client.get("/login").headers["location"] == "/"
+        assert not (tmp_path / "session-secret").exists()
     finally:
         open_server.stop()
+
+
+def test_removing_the_last_user_locks_everyone_out_instead_of_opening_the_app(tmp_path):
+    server = serve(tmp_path, users={"alice": "correct horse"})
+    try:
+        server.store.remove("alice")
+        with httpx.Client(base_url=server.url) as client:
+            assert client.get("/config").status_code == 401
+            assert login(client).status_code == 401
+    finally:
+        server.stop()
+
+
+def test_a_client_that_is_not_a_trusted_proxy_cannot_pick_its_address_or_scheme(tmp_path):
+    server = serve(tmp_path, users={"alice": "correct horse"}, trusted_proxies="192.0.2.1")
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            spoof = {"x-forwarded-for": "203.0.113.5", "x-forwarded-proto": "https"}
+            login(client, password="wrong", **spoof)
+            response = login(client, **spoof)
+        assert "Secure" not in response.headers["set-cookie"]
+        assert {json.loads(line)["target"] for line in server.audit_lines()} == {"127.0.0.1"}
+    finally:
+        server.stop()
