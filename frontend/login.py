@@ -1,10 +1,11 @@
 """The web side of login: our own /login page, /logout, and a gate in front of everything else.
 
-Install on the parent FastAPI app *before* mounting Gradio, then hand `current_user` to Gradio:
+Hand `current_user` to Gradio and install the layer on the parent FastAPI app (before or after
+the mount: its routes go to the front of the router either way):
 
     layer = LoginLayer.from_settings(settings, audit=audit, public_prefixes=("/mcp",))
-    layer.install(app)
     gr.mount_gradio_app(app, blocks, path="/", auth_dependency=layer.current_user)
+    layer.install(app)
 
 Why a gate and not only Gradio's `auth_dependency`: Gradio 6.31 consults it on the page, config,
 queue and upload routes, but not on others (`/gradio_api/cancel`, `/heartbeat/*`, `/stream/*`,
@@ -22,7 +23,6 @@ cookie's `Secure` flag, come from the ASGI scope, i.e. after uvicorn's proxy-hea
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import math
 import time
@@ -41,6 +41,7 @@ from executor.audit import AuditLog
 from executor.keys import chat_key
 from settings import Settings
 
+from . import _login_page
 from .sessions import RevokedSessions, Session, SessionCodec, load_secret
 from .throttle import LoginThrottle
 from .users import LOCAL_USER, Authenticator
@@ -50,58 +51,6 @@ logger = logging.getLogger(__name__)
 SCOPE_USER = "mcp_code_executor.user"
 _MAX_FORM_BYTES = 16 * 1024
 _PUBLIC_PATHS = frozenset({"/login", "/login/", "/logout", "/logout/"})
-
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Log in · mcp-code-executor</title>
-<style>
-  body {{margin: 0; min-height: 100vh; display: grid; place-items: center;
-        font: 16px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif;
-        background: #f4f5f7; color: #1f2328;}}
-  main {{width: min(22rem, 90vw); background: #fff; border: 1px solid #d0d7de;
-        border-radius: 10px; padding: 1.75rem 2rem; box-shadow: 0 1px 3px #0001;}}
-  h1 {{font-size: 1.25rem; margin: 0 0 1.25rem;}}
-  label {{display: block; font-weight: 600; margin: 0.75rem 0 0.25rem;}}
-  input {{box-sizing: border-box; width: 100%; padding: 0.5rem 0.6rem; font: inherit;
-         border: 1px solid #afb8c1; border-radius: 6px;}}
-  input:focus {{outline: 2px solid #6e8efb; border-color: transparent;}}
-  button {{margin-top: 1.25rem; width: 100%; padding: 0.55rem; font: inherit; font-weight: 600;
-          color: #fff; background: #4f6ef7; border: 0; border-radius: 6px; cursor: pointer;}}
-  button:hover {{background: #3b5be0;}}
-  .error {{background: #ffebe9; border: 1px solid #ff818266; color: #82071e;
-          border-radius: 6px; padding: 0.5rem 0.75rem; margin: 0 0 0.5rem;}}
-  .note {{background: #ddf4ff; border: 1px solid #54aeff66; border-radius: 6px;
-         padding: 0.5rem 0.75rem; margin: 0 0 0.5rem;}}
-</style>
-</head>
-<body>
-<main>
-<h1>mcp-code-executor</h1>
-{message}
-<form method="post" action="{action}">
-  <input type="hidden" name="next" value="{next}">
-  <label for="username">User</label>
-  <input id="username" name="username" autocomplete="username" required autofocus
-         value="{username}">
-  <label for="password">Password</label>
-  <input id="password" name="password" type="password" autocomplete="current-password" required>
-  <button type="submit">Log in</button>
-</form>
-</main>
-</body>
-</html>
-"""
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
 
 
 def _root(scope: Scope) -> str:
@@ -284,19 +233,15 @@ class LoginLayer:
     def _page(
         self, request: Request, *, status: int = 200, message: str = "", note: str = "", **kw
     ) -> HTMLResponse:
-        root = _root(request.scope)
-        block = ""
-        if message:
-            block = f'<p class="error" role="alert">{html.escape(message)}</p>'
-        elif note:
-            block = f'<p class="note" role="status">{html.escape(note)}</p>'
-        body = _PAGE.format(
-            message=block,
-            action=html.escape(f"{root}/login"),
-            next=html.escape(kw.get("next") or f"{root}/"),
-            username=html.escape(kw.get("username", "")),
+        body = _login_page.render(
+            action=f"{_root(request.scope)}/login",
+            next_url=kw.get("next") or f"{_root(request.scope)}/",
+            username=kw.get("username", ""),
+            error=message,
+            note=note,
         )
-        return HTMLResponse(body, status_code=status, headers={**_HEADERS, **kw.get("headers", {})})
+        headers = {**_login_page.HEADERS, **kw.get("headers", {})}
+        return HTMLResponse(body, status_code=status, headers=headers)
 
     async def _login_page(self, request: Request) -> Response:
         root = _root(request.scope)
