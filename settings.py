@@ -104,8 +104,23 @@ class Settings:
     port: int = 7860
     # Largest file a person may upload in the chat (bigger ones are refused, nothing is stored).
     upload_limit_bytes: int = 50 << 20
-    # Optional login: "alice:secret,bob:other". Empty = no login, one local user.
+    # Login. Users with hashed passwords live in users_file (`mcp-code-executor user add NAME`);
+    # APP_AUTH plain pairs ("alice:secret,bob:other") still work for a quick local try. With
+    # neither, there is no login and one local user.
     auth: str = ""
+    users_file: Path = PROJECT_ROOT / "data" / "users.toml"
+    # Serving beyond loopback without login is refused unless this is true (loud warning then).
+    allow_unauthenticated: bool = False
+    # A login session ends after this many seconds without a request, and at the latest after
+    # session_max_age_s.
+    session_idle_timeout_s: float = 8 * 3600.0
+    session_max_age_s: float = 7 * 24 * 3600.0
+    # Wrong passwords (per user and per client address) before the exponential back-off starts.
+    login_max_failures: int = 5
+    # Addresses whose X-Forwarded-For / X-Forwarded-Proto headers are believed (uvicorn's
+    # forwarded_allow_ips): your HTTPS reverse proxy. "*" trusts anyone, which lets a client
+    # pick its own address.
+    trusted_proxies: str = "127.0.0.1,::1"
     # A closed tab's sandbox is stopped (not removed) after this many seconds without a tab.
     tab_close_grace_s: float = 120.0
     # Whether a Google API key is present (read from GOOGLE_API_KEY / GEMINI_API_KEY; never stored).

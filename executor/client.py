@@ -110,6 +110,11 @@ class DockerExecutionClient(WorkspaceFiles):
             live_sessions=spec.max_live_sessions,
         )
 
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log, shared with other writers (e.g. logins) so one handler rotates it."""
+        return self._audit
+
     @classmethod
     def from_settings(cls, spec: ExecutorSettings, **overrides: Any) -> DockerExecutionClient:
         values = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}

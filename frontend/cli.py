@@ -3,6 +3,7 @@
     python -m frontend.cli doctor
     python -m frontend.cli cleanup [--yes]
     python -m frontend.cli run          # the web app (same as `make run`)
+    python -m frontend.cli user add|passwd|remove|list   # login users (see cli_users.py)
 
 (`make doctor`, `make cleanup` and `make run` call these.)
 """
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 
 from executor import DockerExecutionClient, ExecutorError, SandboxUnavailableError
 from settings import ConfigError, Settings, load_settings, model_name
+
+from . import cli_users
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     clean = commands.add_parser("cleanup", help="remove every container and volume of this app")
     clean.add_argument("--yes", action="store_true", help="also delete volumes without asking")
     commands.add_parser("run", help="start the web app")
+    cli_users.register(commands)
     args = parser.parse_args(argv)
+    if args.command == "user":
+        return cli_users.run(args)
     if args.command == "doctor":
         return doctor()
     if args.command == "cleanup":
