@@ -20,7 +20,7 @@ image: $(STAMP)
 	$(PY) -m executor.image build
 
 run: image
-	GRADIO_ANALYTICS_ENABLED=False $(PY) -m frontend.app
+	GRADIO_ANALYTICS_ENABLED=False $(PY) -m frontend.server
 
 test: image lint
 	$(PY) -m pytest

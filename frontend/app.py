@@ -20,17 +20,20 @@ import gradio as gr
 from agent.events import TurnDone
 from agent.service import ChatService, upload_name
 from executor import ExecutorError
-from settings import PROJECT_ROOT, Settings, auth_pairs, load_settings
+from settings import PROJECT_ROOT, Settings
 
 from .chat_ui import Transcript, file_rows, is_image, messages_from_history
+from .users import LOCAL_USER
 
 logger = logging.getLogger(__name__)
 
-LOCAL_USER = "local"
 SAMPLE_CSV = PROJECT_ROOT / "samples" / "sales.csv"
 CSS = """
 #model-banner .offline, #model-banner .online {border-radius: 6px; padding: 6px 10px;}
 #model-banner .offline {background: #fff4d6; border: 1px solid #e0b64a;}
+#model-banner .exposed {background: #fde2e1; border: 1px solid #d9534f; border-radius: 6px;
+  padding: 6px 10px; margin: 4px 0;}
+#model-banner .topline {display: flex; justify-content: space-between; align-items: center;}
 #model-banner .online {background: #e6f4ea; border: 1px solid #5aa469;}
 """
 
@@ -103,8 +106,27 @@ class _Tabs:
             logger.warning("could not stop a closed tab's sandbox: %s", exc)
 
 
-def build_app(service: ChatService, settings: Settings) -> gr.Blocks:
-    """The Blocks app; launch it with launch_kwargs(settings)."""
+def header(service: ChatService, *, login_required: bool, exposed: bool) -> str:
+    """The page header: title, the active model, a logout link, and a loud warning when the app
+    is reachable off this machine without login (APP_ALLOW_UNAUTHENTICATED)."""
+    logout = "<a href='/logout' id='logout'>Log out</a>" if login_required else ""
+    warning = (
+        "<div class='exposed' role='alert'><b>Warning:</b> this app is reachable from the "
+        "network without login: anyone who can open it can run code here. Add users with "
+        "<code>mcp-code-executor user add NAME</code>.</div>"
+        if exposed
+        else ""
+    )
+    return (
+        "<div class='topline'><h2 style='margin:0'>Code sandbox chat</h2>"
+        f"{logout}</div>{warning}{banner(service)}"
+    )
+
+
+def build_app(
+    service: ChatService, settings: Settings, *, login_required: bool = False, exposed: bool = False
+) -> gr.Blocks:
+    """The Blocks app; `frontend.server` mounts it behind the login layer."""
     tabs = _Tabs(service, settings.tab_close_grace_s)
     download_root = Path(tempfile.mkdtemp(prefix="mce-downloads-"))
 
@@ -237,7 +259,8 @@ def build_app(service: ChatService, settings: Settings) -> gr.Blocks:
         session = gr.State(None)
         messages = gr.State([])
         gr.HTML(
-            f"<h2 style='margin:0'>Code sandbox chat</h2>{banner(service)}", elem_id="model-banner"
+            header(service, login_required=login_required, exposed=exposed),
+            elem_id="model-banner",
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=200):
@@ -300,35 +323,3 @@ def _fresh_dir(root: Path, tab: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
-
-
-def launch_kwargs(settings: Settings) -> dict[str, Any]:
-    pairs = auth_pairs(settings)
-    return {
-        "server_name": settings.host,
-        "server_port": settings.port,
-        "auth": pairs or None,
-        "max_file_size": settings.upload_limit_bytes,
-        "css": CSS,
-        "theme": gr.themes.Soft(),
-        "footer_links": [],
-        "show_error": False,
-    }
-
-
-def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = load_settings()
-    service = ChatService(settings)
-    demo = build_app(service, settings)
-    logger.info("model: %s; open http://%s:%d", service.model.name, settings.host, settings.port)
-    try:
-        demo.queue(default_concurrency_limit=16).launch(**launch_kwargs(settings))
-    finally:
-        asyncio.run(service.close())
-
-
-if __name__ == "__main__":
-    main()

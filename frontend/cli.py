@@ -206,10 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         return doctor()
     if args.command == "cleanup":
         return cleanup(args.yes)
-    from .app import main as run_app
+    from .server import main as run_app
 
-    run_app()
-    return 0
+    return run_app()
 
 
 if __name__ == "__main__":

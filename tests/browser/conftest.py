@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,10 +50,25 @@ def browser():
         browser.close()
 
 
-def start_app(app_label: str, data_dir: Path, **overrides):
-    """Serve the real app on a free port; returns (url, service, demo)."""
+@dataclass
+class ServedApp:
+    url: str
+    service: Any
+    server: Any
+    thread: threading.Thread
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_app(app_label: str, data_dir: Path, **overrides) -> ServedApp:
+    """Serve the real app (frontend.server: login layer, Gradio) with uvicorn on a free port."""
+    import uvicorn
+
     from agent.service import ChatService
-    from frontend.app import build_app, launch_kwargs
+    from frontend.login import LoginLayer
+    from frontend.server import build_server
 
     base = load_settings({})  # hermetic: no .env, no API key -> the offline model
     settings = dataclasses.replace(
@@ -61,28 +80,42 @@ def start_app(app_label: str, data_dir: Path, **overrides):
             audit_log=data_dir / "audit.jsonl",
         ),
         data_dir=data_dir,
+        users_file=data_dir / "users.toml",
         port=free_port(),
         **overrides,
     )
     service = ChatService(settings)
-    demo = build_app(service, settings)
-    demo.queue(default_concurrency_limit=16).launch(
-        prevent_thread_lock=True, quiet=True, **launch_kwargs(settings)
+    login = LoginLayer.from_settings(
+        settings, audit=service.executor.audit, public_prefixes=("/mcp",)
     )
-    return f"http://127.0.0.1:{settings.port}/", service, demo
+    config = uvicorn.Config(
+        build_server(settings, service, login),
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="app-under-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the app did not start")
+        time.sleep(0.05)
+    return ServedApp(f"http://127.0.0.1:{settings.port}/", service, server, thread)
 
 
 @pytest.fixture(scope="module")
 def app(docker_client, app_label, tmp_path_factory):
-    url, service, demo = start_app(
+    served = start_app(
         f"{app_label}-ui",
         tmp_path_factory.mktemp("ui-data"),
         upload_limit_bytes=100_000,
         tab_close_grace_s=1.0,
     )
-    yield url, service
-    demo.close()
-    service.executor.cleanup_all(remove_volumes=True)
+    yield served.url, served.service
+    served.close()
+    served.service.executor.cleanup_all(remove_volumes=True)
 
 
 @pytest.fixture

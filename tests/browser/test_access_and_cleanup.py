@@ -15,14 +15,14 @@ pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
 @pytest.fixture(scope="module")
 def login_app(docker_client, app_label, tmp_path_factory):
-    url, service, demo = start_app(
+    served = start_app(
         f"{app_label}-login",
         tmp_path_factory.mktemp("login-data"),
         auth="alice:wonderland,bob:builder",
     )
-    yield url, service
-    demo.close()
-    service.executor.cleanup_all(remove_volumes=True)
+    yield served.url, served.service
+    served.close()
+    served.service.executor.cleanup_all(remove_volumes=True)
 
 
 def log_in(browser, url, user, password):
@@ -30,9 +30,10 @@ def log_in(browser, url, user, password):
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(url, wait_until="domcontentloaded")
-    page.get_by_label("username").fill(user)
-    page.get_by_label("password").fill(password)
-    page.get_by_role("button", name="Login").click()
+    page.get_by_label("User").fill(user)
+    page.get_by_label("Password").fill(password)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Log in").click()
     wait_ready(page)
     return context, page
 
@@ -62,10 +63,10 @@ def test_wrong_password_is_refused(browser, login_app):
     context = browser.new_context()
     page = context.new_page()
     page.goto(url, wait_until="domcontentloaded")
-    page.get_by_label("username").fill("alice")
-    page.get_by_label("password").fill("nope")
-    page.get_by_role("button", name="Login").click()
-    expect(page.get_by_text("Incorrect Credentials")).to_be_visible(timeout=10_000)
+    page.get_by_label("User").fill("alice")
+    page.get_by_label("Password").fill("nope")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong user or password.")
     context.close()
 
 
