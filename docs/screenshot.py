@@ -21,7 +21,8 @@ OUT = Path(__file__).resolve().parent / "demo.png"
 
 def main() -> None:
     expect.set_options(timeout=60_000)
-    url, service, demo = start_app(f"mce-shot-{uuid.uuid4().hex[:6]}", Path(tempfile.mkdtemp()))
+    served = start_app(f"mce-shot-{uuid.uuid4().hex[:6]}", Path(tempfile.mkdtemp()))
+    url, service = served.url, served.service
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -42,7 +43,7 @@ def main() -> None:
             page.screenshot(path=str(OUT))
             browser.close()
     finally:
-        demo.close()
+        served.close()
         service.executor.cleanup_all(remove_volumes=True)
 
 
