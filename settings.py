@@ -121,6 +121,9 @@ class Settings:
     # forwarded_allow_ips): your HTTPS reverse proxy. "*" trusts anyone, which lets a client
     # pick its own address.
     trusted_proxies: str = "127.0.0.1,::1"
+    # The address people reach the app at (e.g. https://chat.example.org behind a proxy), for
+    # the links printed at start; empty = http://APP_HOST:APP_PORT.
+    public_url: str = ""
     # A closed tab's sandbox is stopped (not removed) after this many seconds without a tab.
     tab_close_grace_s: float = 120.0
     # Whether a Google API key is present (read from GOOGLE_API_KEY / GEMINI_API_KEY; never stored).

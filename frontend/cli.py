@@ -21,6 +21,7 @@ from executor import DockerExecutionClient, ExecutorError, SandboxUnavailableErr
 from settings import ConfigError, Settings, load_settings, model_name
 
 from . import cli_users
+from .exposure import exposure_report
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def doctor() -> int:
         *_executor_checks(settings),
         *_writable_checks(settings),
         _model_check(settings),
+        Check(*exposure_report(settings)),
     ]
     for check in checks:
         print(check.line())
