@@ -71,10 +71,14 @@ class ExecutorSettings:
     pool_check_interval_s: float = 10.0  # how often dead or outdated pool members are replaced
     # Where the executor remembers which pooled container and volume each session took.
     state_dir: Path = PROJECT_ROOT / "data" / "executor"
-    # Per-user limits (the user is the owner part of a chat key); 0 = unlimited.
+    # Per-user limits (the user is the owner part of a chat key); 0 = unlimited. The rate is a
+    # token bucket (bursts of max_executions_burst); over a limit a call waits its turn (fair,
+    # first come first served) up to limit_wait_s before it is refused.
     max_executions_per_minute: int = 60
+    max_executions_burst: int = 20
     max_concurrent_executions: int = 4
     max_live_sessions: int = 10
+    limit_wait_s: float = 60.0
     # Audit log: one JSON line per execution, write, upload and download; rotated by size.
     audit_log: Path = PROJECT_ROOT / "data" / "audit.jsonl"
     audit_max_bytes: int = 10 << 20

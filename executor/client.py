@@ -106,8 +106,10 @@ class DockerExecutionClient(WorkspaceFiles):
         )
         self._limits = UserLimits(
             per_minute=spec.max_executions_per_minute,
+            burst=spec.max_executions_burst,
             concurrent=spec.max_concurrent_executions,
             live_sessions=spec.max_live_sessions,
+            queue_timeout_s=spec.limit_wait_s,
         )
 
     @property
@@ -247,7 +249,7 @@ class DockerExecutionClient(WorkspaceFiles):
             loop.call_soon_threadsafe(chunks.put_nowait, (stream, data))
 
         owner, _ = split_key(key)
-        with self._limits.execution(owner):
+        async with self._limits.execution(owner):
             work = asyncio.ensure_future(
                 self._audited(
                     key,

@@ -11,31 +11,6 @@ from executor.audit import AuditLog, host_secrets
 from executor.limits import UserLimits
 
 
-def test_the_per_minute_limit_says_when_to_retry():
-    limits = UserLimits(per_minute=2, concurrent=0, live_sessions=0)
-    for _ in range(2):
-        with limits.execution("alice"):
-            pass
-    with pytest.raises(RateLimitedError) as caught, limits.execution("alice"):
-        pass
-    assert caught.value.limit == "executions_per_minute"
-    assert 0 < caught.value.retry_after_s <= 60
-    with limits.execution("bob"):  # another user is not affected
-        pass
-
-
-def test_a_finished_execution_frees_its_concurrency_slot():
-    limits = UserLimits(per_minute=0, concurrent=1, live_sessions=0)
-    with (
-        limits.execution("alice"),
-        pytest.raises(RateLimitedError, match="1 executions at once"),
-        limits.execution("alice"),
-    ):
-        pass
-    with limits.execution("alice"):
-        pass
-
-
 def test_live_sessions_beyond_the_limit_are_refused_but_a_live_one_continues():
     limits = UserLimits(per_minute=0, concurrent=0, live_sessions=2)
     live = {"a", "b"}
