@@ -57,6 +57,10 @@ class ExecutorSettings:
     # Workspace: one named volume per session; per-file and total limits.
     max_file_bytes: int = 256 << 20
     workspace_quota_bytes: int = 1 << 30
+    # How the quota is enforced: "loop" (a sparse ext4 image per workspace, loop-mounted: the
+    # kernel refuses writes past it; needs root and a local daemon), "off" (per-file limit and a
+    # check on writes), or "auto" (loop where possible, else off; the log says which).
+    workspace_quota_mode: str = "auto"
     # Output: each of stdout/stderr is cut at output_limit_bytes; a command that floods more
     # than output_flood_bytes in total is stopped (it would only burn the daemon's CPU).
     output_limit_bytes: int = 1 << 20

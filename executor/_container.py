@@ -76,6 +76,9 @@ class SandboxContainer:
             self.running, self.stopped_idle = True, False
             assert self.id is not None
             return self.id
+        # First the workspace: it must exist and (loop quotas) mount its own image. After a
+        # reboot this may remove a stopped container, which is then made again below.
+        self.engine.ensure_volume(self.volume, self.labels, self.spec.workspace_quota_bytes)
         info = self.engine.inspect(self.name)
         image_id = self.engine.image_id(self.spec.image_name)
         if info is not None and info.image_id != image_id:
@@ -95,7 +98,6 @@ class SandboxContainer:
         return self.id
 
     def _create(self) -> str:
-        self.engine.ensure_volume(self.volume, self.labels, self.spec.workspace_quota_bytes)
         request = ContainerRequest(
             self.name, self.volume, self.labels, self.spec, self.tools_path, self.skills_path
         )

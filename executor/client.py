@@ -86,7 +86,11 @@ class DockerExecutionClient(WorkspaceFiles):
         self.settings = spec
         engine = sandbox_engine
         if engine is None:
-            options: dict[str, Any] = {"max_connections": spec.max_concurrency}
+            options: dict[str, Any] = {
+                "max_connections": spec.max_concurrency,
+                "quota_dir": spec.state_dir / f"{spec.app_label}-workspaces",
+                "quota_mode": spec.workspace_quota_mode,
+            }
             if docker_client is not None:
                 options["client"] = docker_client
             engine = make_engine(spec.engine, **options)

@@ -99,6 +99,7 @@ class SandboxManager:
                 return
             self.engine.ping()
             image_id = self.engine.image_id(self.spec.image_name)
+            logger.info("workspaces: %s", self.engine.workspace_quota())
             self._sweep(image_id)
             if self._reaper is None:
                 self._reaper = threading.Thread(
@@ -275,6 +276,7 @@ class SandboxManager:
             pool_members=len(members),
             pool_members_running=sum(1 for c in members if c.running),
             volumes=len(self.engine.list_volumes(self.app_labels)),
+            quota_mode=self.engine.workspace_quota(),
         )
 
     # -- idle reaping --------------------------------------------------------------------

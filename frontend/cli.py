@@ -86,6 +86,17 @@ def _executor_checks(settings: Settings) -> list[Check]:
             f"{inventory.sessions} session container(s), {inventory.volumes} workspace volume(s)",
         )
     )
+    quota_ok = inventory.quota_mode.startswith("loop")
+    checks.append(
+        Check(
+            "ok" if quota_ok else "warn",
+            f"workspace quota: {inventory.quota_mode}",
+            ""
+            if quota_ok
+            else "run the app as root next to its Docker daemon for a kernel-"
+            "enforced quota (a loop-mounted image per workspace)",
+        )
+    )
     return checks
 
 

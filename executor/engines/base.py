@@ -173,5 +173,9 @@ class Engine(ABC):
     def exec_detached(self, ref: str, argv: list[str]) -> None:
         """Start `argv` as the sandbox user and return at once (output discarded)."""
 
+    def workspace_quota(self) -> str:
+        """How the size of a workspace is enforced, in words (for the log and the doctor)."""
+        return "per-file (each file bounded; totals checked on writes and uploads)"
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (idempotent)."""

@@ -13,7 +13,9 @@ transport cannot be polled for writability, so the runner would never start over
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import platform
 import select
 import socket
 import ssl
@@ -21,6 +23,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -34,10 +37,18 @@ from ..errors import (
     ContainerConflictError,
     ContainerNotFoundError,
     EngineError,
+    ExecutorError,
     ImageNotFoundError,
     SandboxUnavailableError,
 )
 from . import _docker_hardening
+from ._loop_quota import (
+    IMAGE_LABEL,
+    LoopImages,
+    QuotaMode,
+    attached_to,
+    loop_unavailable_reason,
+)
 from .base import (
     ChannelClosed,
     ContainerInfo,
@@ -47,6 +58,8 @@ from .base import (
     ExecChannel,
     VolumeInfo,
 )
+
+logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">BxxxL")
 _RECV_SIZE = 256 * 1024
@@ -232,11 +245,17 @@ class DockerEngine(Engine):
         *,
         max_connections: int = 64,
         environ: dict[str, str] | None = None,
+        quota_dir: Path | None = None,
+        quota_mode: str = "auto",
     ) -> None:
         self._client = client
         self._max_connections = max_connections
         self._environ = dict(os.environ if environ is None else environ)
         self._lock = threading.Lock()
+        self._images = LoopImages(quota_dir) if quota_dir is not None else None
+        self._quota_wanted = quota_mode
+        self._quota: QuotaMode | None = None
+        self.quota_note = ""
         host = self._environ.get("DOCKER_HOST", "")
         if client is None and host.startswith("ssh://"):
             raise SandboxUnavailableError(_SSH_REFUSAL.format(host=host))
@@ -353,16 +372,101 @@ class DockerEngine(Engine):
         with contextlib.suppress(ContainerNotFoundError), _translated(f"remove {ref}"):
             self.api.remove_container(ref, force=True)
 
+    # -- workspaces ---------------------------------------------------------------------------
+
+    @property
+    def quota_mode(self) -> QuotaMode:
+        """How workspace sizes are enforced here: decided once, on first use, and logged."""
+        if self._quota is None:
+            reason = self._loop_unavailable()
+            if reason is None:
+                self._quota, self.quota_note = QuotaMode.LOOP, "a loop-mounted ext4 image each"
+            elif self._quota_wanted == "loop":
+                raise EngineError(f"EXECUTOR_WORKSPACE_QUOTA_MODE=loop, but {reason}")
+            else:
+                self._quota, self.quota_note = QuotaMode.PER_FILE, reason
+            logger.info("workspace quota: %s (%s)", self._quota.value, self.quota_note)
+        return self._quota
+
+    def _loop_unavailable(self) -> str | None:
+        if self._quota_wanted == "off" or self._images is None:
+            return "turned off (EXECUTOR_WORKSPACE_QUOTA_MODE=off)"
+        reason = loop_unavailable_reason()
+        if reason is not None:
+            return reason
+        with _translated("info"):
+            daemon_host = self.api.info().get("Name")
+        if daemon_host != platform.node():  # loop devices must be where the daemon mounts
+            return f"the Docker daemon runs on another machine ({daemon_host})"
+        return None
+
+    def workspace_quota(self) -> str:
+        return f"{self.quota_mode.value} ({self.quota_note})"
+
     def ensure_volume(self, name: str, labels: dict[str, str], size_bytes: int) -> None:
+        """Create the workspace unless it exists; a loop-backed one is checked (and attached
+        again after a reboot) so it mounts its own image and nothing else."""
         with _translated(f"volume {name}"):
             try:
-                self.api.inspect_volume(name)
+                found = self.api.inspect_volume(name)
             except docker.errors.NotFound:
-                self.api.create_volume(name=name, labels=labels)
+                found = None
+        if found is not None:
+            if (found.get("Labels") or {}).get(IMAGE_LABEL):
+                self._check_loop_volume(found, labels)
+            return
+        if self.quota_mode is QuotaMode.LOOP:
+            assert self._images is not None
+            image, device = self._images.make(name, size_bytes)
+            options = {"type": "ext4", "device": device}
+            labels = {**labels, IMAGE_LABEL: str(image)}
+            try:
+                with _translated(f"volume {name}"):
+                    self.api.create_volume(name=name, driver_opts=options, labels=labels)
+            except ExecutorError:
+                self._images.discard(image)
+                raise
+            return
+        with _translated(f"volume {name}"):
+            self.api.create_volume(name=name, labels=labels)
+
+    def _check_loop_volume(self, found: dict[str, Any], labels: dict[str, str]) -> None:
+        name = found["Name"]
+        image = Path(found["Labels"][IMAGE_LABEL])
+        device = (found.get("Options") or {}).get("device", "")
+        if attached_to(device, image):
+            return
+        if not image.exists():
+            raise EngineError(f"the workspace image of {name} is missing ({image})")
+        attached = LoopImages.devices_of(image)
+        new_device = attached[0] if attached else LoopImages.attach(image, device)
+        if new_device == device:
+            logger.info("workspace %s attached again on %s", name, device)
+            return
+        # The old number names something else now: recreate the volume on the new device.
+        # Containers still referring to it are stopped sandboxes; they are made again on use.
+        logger.info("workspace %s moves from %s to %s", name, device, new_device)
+        with _translated(f"volume {name}"):
+            for container in self.api.containers(all=True, filters={"volume": name}):
+                self.api.remove_container(container["Id"], force=True)
+            self.api.remove_volume(name, force=True)
+            options = {"type": "ext4", "device": new_device}
+            self.api.create_volume(
+                name=name, driver_opts=options, labels={**labels, IMAGE_LABEL: str(image)}
+            )
 
     def remove_volume(self, name: str) -> None:
+        """Remove a workspace, and its image when it has one (detached first)."""
+        try:
+            with _translated(f"volume {name}"):
+                found = self.api.inspect_volume(name)
+        except ContainerNotFoundError:
+            return
         with contextlib.suppress(ContainerNotFoundError), _translated(f"remove volume {name}"):
             self.api.remove_volume(name, force=True)
+        image = (found.get("Labels") or {}).get(IMAGE_LABEL)
+        if image and self._images is not None:
+            self._images.discard(Path(image))
 
     def list_volumes(self, labels: dict[str, str]) -> list[VolumeInfo]:
         selector = [f"{k}={v}" for k, v in labels.items()]

@@ -1,0 +1,142 @@
+"""Kernel-enforced workspace quotas for the Docker engine: one sparse ext4 image per workspace,
+attached as a loop device, which Docker's `local` volume driver mounts as the session's volume.
+
+A command writing past the size gets ENOSPC inside the sandbox; the host disk holds only what
+was really written (the image is sparse). Docker's `local` driver cannot mount an image file
+itself (`o=loop` fails), so the image is attached here and the volume names the device.
+
+Loop devices do not survive a host reboot, and after one a device number may name another
+file: before a workspace is mounted its device is checked against its own image and attached
+again (to the same number when free, else the volume is recreated on a new one), so a container
+can never mount someone else's workspace. Needs root and a daemon on this machine; elsewhere
+the executor falls back to plain volumes with the per-file limit (`QuotaMode.PER_FILE`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from enum import Enum
+from pathlib import Path
+
+from ..errors import EngineError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_LABEL = "mcp-code-executor.quota-image"
+
+
+class QuotaMode(Enum):
+    LOOP = "loop"  # kernel-enforced: a loop-mounted ext4 image per workspace
+    PER_FILE = "per-file"  # plain volumes: each file bounded (fsize), totals checked on writes
+
+
+def loop_unavailable_reason() -> str | None:
+    """Why loop-device workspaces cannot be used here (None when they can)."""
+    if os.geteuid() != 0:
+        return "not running as root"
+    for tool in ("losetup", "mkfs.ext4", "dumpe2fs", "debugfs"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            return f"{tool} is not installed"
+    if not Path("/dev/loop-control").exists():
+        return "no /dev/loop-control (loop devices are not available)"
+    return None
+
+
+def _run(*argv: str) -> str:
+    tool = shutil.which(argv[0]) or f"/usr/sbin/{argv[0]}"
+    try:
+        done = subprocess.run(
+            [tool, *argv[1:]], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EngineError(f"{argv[0]} failed: {exc}") from exc
+    if done.returncode != 0:
+        raise EngineError(f"{argv[0]} failed: {done.stderr.strip() or done.returncode}")
+    return done.stdout.strip()
+
+
+class LoopImages:
+    """The images of one app's workspaces, under `folder`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def image(self, volume: str) -> Path:
+        return self.folder / f"{volume}.img"
+
+    def make(self, volume: str, size_bytes: int) -> tuple[Path, str]:
+        """A fresh sparse ext4 image owned by the sandbox user, with room for `size_bytes`
+        (the file system's own metadata comes on top), attached; (image, device)."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        image = self.image(volume)
+        try:
+            size = size_bytes
+            for _ in range(4):  # grow until the usable space covers the quota
+                with image.open("wb") as f:
+                    f.truncate(size)
+                _run("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "root_owner=1000:1000", str(image))
+                _run("debugfs", "-w", "-R", "rmdir lost+found", str(image))  # not the user's
+                short = size_bytes - usable_bytes(image)
+                if short <= 0:
+                    break
+                size += short + (1 << 20)
+            return image, self.attach(image)
+        except EngineError:
+            image.unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def attach(image: Path, device: str | None = None) -> str:
+        """Attach `image` (to `device` when given and free); its device."""
+        if device is not None and not backing_file(device):
+            try:
+                _run("losetup", device, str(image))
+                return device
+            except EngineError:
+                pass  # taken meanwhile: any free one will do
+        return _run("losetup", "--find", "--show", str(image))
+
+    @staticmethod
+    def devices_of(image: Path) -> list[str]:
+        out = _run("losetup", "-j", str(image))
+        return [line.split(":", 1)[0] for line in out.splitlines() if line.strip()]
+
+    def discard(self, image: Path) -> None:
+        """Detach every device of `image` and delete it."""
+        for device in self.devices_of(image) if image.exists() else []:
+            try:
+                _run("losetup", "-d", device)
+            except EngineError as exc:
+                logger.warning("could not detach %s: %s", device, exc)
+        image.unlink(missing_ok=True)
+
+
+def usable_bytes(image: Path) -> int:
+    """Space a fresh ext4 image offers files: its free blocks, less what ext4 keeps back for
+    delayed allocation (2 %, at most 4096 blocks)."""
+    fields = {}
+    for line in _run("dumpe2fs", "-h", str(image)).splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    try:
+        free = int(fields["Free blocks"]) * int(fields["Block size"])
+    except (KeyError, ValueError) as exc:
+        raise EngineError(f"cannot read the size of {image}") from exc
+    return free - min(free // 50, 4096 * int(fields["Block size"]))
+
+
+def backing_file(device: str) -> str:
+    """The file a loop device is attached to ('' when none)."""
+    name = Path(device).name
+    try:
+        return Path(f"/sys/block/{name}/loop/backing_file").read_text().strip()
+    except OSError:
+        return ""
+
+
+def attached_to(device: str, image: Path) -> bool:
+    current = backing_file(device)
+    return bool(current) and os.path.realpath(current) == os.path.realpath(image)
