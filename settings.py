@@ -87,6 +87,9 @@ class ExecutorSettings:
     audit_log: Path = PROJECT_ROOT / "data" / "audit.jsonl"
     audit_max_bytes: int = 10 << 20
     audit_backups: int = 5
+    # Workspaces of chats unused for this many days are deleted (their stopped containers too;
+    # never a running one); 0 = keep forever. Checked hourly, logged in the audit log.
+    workspace_retention_days: float = 30.0
     # Lifecycle.
     idle_timeout_s: float = 900.0
     kill_grace_s: float = 5.0

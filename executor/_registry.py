@@ -45,6 +45,11 @@ class WorkspaceRegistry:
         with self._lock:
             return next((k for k, (c, _) in self._entries.items() if c == container_name), None)
 
+    def entry_of_volume(self, volume: str) -> tuple[str, str] | None:
+        """(key, container name) of the session that took `volume`, if it was a pooled one."""
+        with self._lock:
+            return next(((k, c) for k, (c, v) in self._entries.items() if v == volume), None)
+
     def set(self, key: str, container: str, volume: str) -> None:
         with self._lock:
             self._entries[key] = (container, volume)

@@ -102,6 +102,7 @@ class DockerExecutionClient(WorkspaceFiles):
             skills_path=spec.skills_path,
             exec_word=f"{engine.name} exec",
         )
+        self._manager.on_retention = self._retained
         self._pool = ThreadPoolExecutor(
             max_workers=spec.max_concurrency, thread_name_prefix="sandbox-exec"
         )
@@ -351,6 +352,14 @@ class DockerExecutionClient(WorkspaceFiles):
     def cleanup_all(self, *, remove_volumes: bool = False) -> None:
         """Remove every container this app created (and the workspace volumes when asked)."""
         self._manager.remove_all(volumes=remove_volumes)
+
+    async def apply_retention(self) -> list[str]:
+        """Delete workspaces unused for `workspace_retention_days` now (also done hourly);
+        the volumes deleted, each with an audit line."""
+        return await self._offload(self._manager.apply_retention)
+
+    def _retained(self, key: str, volume: str) -> None:
+        self._audit.record(key, "retention_delete", volume, duration_s=0.0)
 
     def reap_idle(self) -> list[str]:
         """Stop containers idle longer than `idle_timeout_s` now (the reaper does it regularly)."""

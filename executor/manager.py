@@ -14,12 +14,14 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from settings import ExecutorSettings
 
 from ._container import KILL_ALL, SandboxContainer
 from ._registry import WorkspaceRegistry
+from ._retention import LastUse, expired
 from .engines.base import Engine
 from .errors import ContainerNotFoundError, EngineError, ExecutorError
 from .image import status_from_labels
@@ -36,6 +38,7 @@ SESSION_LABEL = "mcp-code-executor.session"
 USER_LABEL = "mcp-code-executor.user"
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 _APP_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
+_RETENTION_EVERY_S = 3600.0
 
 
 def session_key(key: str) -> str:
@@ -79,6 +82,11 @@ class SandboxManager:
         self.registry = WorkspaceRegistry(
             spec.state_dir / f"{spec.app_label}-workspaces.json" if spec.state_dir else None
         )
+        self.last_use = LastUse(
+            spec.state_dir / f"{spec.app_label}-last-use.json" if spec.state_dir else None
+        )
+        self.on_retention: Callable[[str, str], None] | None = None  # (key, volume) deleted
+        self._retention_due = 0.0
 
     @property
     def started(self) -> bool:
@@ -309,8 +317,70 @@ class SandboxManager:
         while not self._closing.wait(interval):
             try:
                 self.reap_idle()
+                self.remember_use()
+                if time.monotonic() >= self._retention_due:
+                    self._retention_due = time.monotonic() + _RETENTION_EVERY_S
+                    self.apply_retention()
             except ExecutorError as exc:
                 logger.warning("idle reaper: %s", exc)
+
+    # -- retention -----------------------------------------------------------------------
+
+    def remember_use(self) -> None:
+        """Copy each sandbox's last use into the persisted record (no I/O on the hot path)."""
+        with self._lock:
+            sandboxes = list(self._sandboxes.values())
+        for sandbox in sandboxes:
+            self.last_use.touch(sandbox.container.volume, sandbox.last_used)
+        self.last_use.save()
+
+    def apply_retention(self, now: float | None = None) -> list[str]:
+        """Delete workspaces (and their stopped containers) unused for longer than the
+        retention; never one whose container runs. Returns the volumes deleted."""
+        days = self.spec.workspace_retention_days
+        if days <= 0:
+            return []
+        now = time.time() if now is None else now
+        self.remember_use()
+        volumes = {
+            v.name: v.labels
+            for v in self.engine.list_volumes(self.app_labels)
+            if v.labels.get(POOL_LABEL) != "1" or self.registry.entry_of_volume(v.name)
+        }
+        running = {info.name for info in self.engine.list(self.app_labels) if info.running}
+        in_use = {self._volume_of(name) for name in running}
+        with self._lock:
+            in_use |= {s.container.volume for s in self._sandboxes.values() if s.container.running}
+        deleted = []
+        for volume in expired(volumes, self.last_use, now=now, retention_days=days, in_use=in_use):
+            key, container = self._owner_of(volume, volumes[volume])
+            with self._lock:
+                sandbox = self._sandboxes.get(key) if key else None
+                if sandbox is not None and sandbox.container.running:
+                    continue  # came alive meanwhile: keep it
+                self._sandboxes.pop(key, None)
+            self.engine.remove(container)
+            self.engine.remove_volume(volume)
+            if key:
+                self.registry.drop(key)
+            self.last_use.forget(volume)
+            deleted.append(volume)
+            logger.info("retention: deleted workspace %s (unused for %g days)", volume, days)
+            if self.on_retention is not None:
+                self.on_retention(key or volume, volume)
+        self.last_use.save()
+        return deleted
+
+    def _volume_of(self, container: str) -> str:
+        entry = self.registry.get(self.registry.key_of_container(container) or "")
+        return entry[1] if entry else f"{container}-workspace"
+
+    def _owner_of(self, volume: str, labels: dict[str, str]) -> tuple[str, str]:
+        """(key, container name) of a workspace volume."""
+        entry = self.registry.entry_of_volume(volume)
+        if entry is not None:
+            return entry
+        return labels.get(USER_LABEL, ""), volume.removesuffix("-workspace")
 
     def close(self) -> None:
         """Stop the reaper and remove unclaimed pool members (session containers stay)."""

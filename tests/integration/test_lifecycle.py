@@ -146,3 +146,26 @@ async def test_missing_image_says_how_to_build_it(docker_client, tmp_path):
     )
     with pytest.raises(ImageNotFoundError, match="make image"):
         await client.execute_bash("u", "true")
+
+
+async def test_retention_deletes_old_unused_workspaces_but_never_a_live_one(
+    make_executor, docker_client, state_dir
+):
+    client = make_executor(workspace_retention_days=2 / 86400)  # two seconds, same logic
+    label = client.settings.app_label
+    await client.write_file("old-stopped", "a.txt", "old")
+    await client.stop("old-stopped")
+    await client.write_file("old-running", "b.txt", "still running")
+    await asyncio.sleep(2.5)
+    await client.write_file("recent", "c.txt", "new")
+    deleted = await client.apply_retention()
+    assert deleted == [(await client.sandbox_info("old-stopped")).volume]
+    volumes = docker_client.volumes.list(filters={"label": f"mcp-code-executor.app={label}"})
+    names = {v.name for v in volumes}
+    assert (await client.sandbox_info("old-running")).volume in names
+    assert (await client.sandbox_info("recent")).volume in names
+    assert await client.read_file("old-running", "b.txt") == "still running"
+    with pytest.raises(FileNotFoundError):  # the chat goes on with an empty workspace
+        await client.read_file("old-stopped", "a.txt")
+    audit = client.settings.audit_log.read_text()
+    assert '"operation": "retention_delete"' in audit
