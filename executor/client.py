@@ -349,9 +349,13 @@ class DockerExecutionClient(WorkspaceFiles):
         """Remove the user's container (and its workspace volume when asked)."""
         self._manager.remove(user_id, volume=remove_volume)
 
-    def cleanup_all(self, *, remove_volumes: bool = False) -> None:
-        """Remove every container this app created (and the workspace volumes when asked)."""
+    def cleanup_all(self, *, remove_volumes: bool = False, remove_images: bool = False) -> None:
+        """Remove every container this app created (and the workspace volumes, and the sandbox
+        image with its base, when asked)."""
         self._manager.remove_all(volumes=remove_volumes)
+        if remove_images:
+            for tag, _ in self.engine.images(self._manager.image_repositories):
+                self.engine.remove_image(tag)
 
     async def apply_retention(self) -> list[str]:
         """Delete workspaces unused for `workspace_retention_days` now (also done hourly);

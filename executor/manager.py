@@ -24,7 +24,7 @@ from ._registry import WorkspaceRegistry
 from ._retention import LastUse, expired
 from .engines.base import Engine
 from .errors import ContainerNotFoundError, EngineError, ExecutorError
-from .image import status_from_labels
+from .image import LOCAL_BASE_REPO, status_from_labels
 from .keys import split_key
 from .pool import POOL_LABEL, PoolMember, WarmPool
 from .results import Inventory, PoolStatus, SandboxInfo
@@ -285,7 +285,12 @@ class SandboxManager:
             pool_members_running=sum(1 for c in members if c.running),
             volumes=len(self.engine.list_volumes(self.app_labels)),
             quota_mode=self.engine.workspace_quota(),
+            images=tuple(self.engine.images(self.image_repositories)),
         )
+
+    @property
+    def image_repositories(self) -> list[str]:
+        return [self.spec.image_name.rsplit(":", 1)[0], LOCAL_BASE_REPO]
 
     # -- idle reaping --------------------------------------------------------------------
 

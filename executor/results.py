@@ -106,4 +106,4 @@ class Inventory:
     pool_members_running: int
     volumes: int
     quota_mode: str = "per-file"  # how the workspace size is enforced
-    runtimes: tuple[str, ...] = ()
+    images: tuple[tuple[str, int], ...] = ()  # (tag, bytes): the sandbox image and its base

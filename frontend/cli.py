@@ -168,8 +168,9 @@ def doctor() -> int:
     return 1 if failed else 0
 
 
-def cleanup(yes: bool) -> int:
-    """Remove every container and pool member of this app; volumes (chat files) after asking."""
+def cleanup(yes: bool, images: bool = False) -> int:
+    """Remove every container and pool member of this app; volumes (chat files) after asking;
+    images only with --images. Says what is there and what it takes."""
     settings = load_settings()
     client = _executor(settings)
     try:
@@ -182,6 +183,12 @@ def cleanup(yes: bool) -> int:
         f"removed {before.sessions + before.pool_members} container(s) "
         "(sessions and warm-pool members)"
     )
+    listed = ", ".join(f"{tag} ({size / 1e6:.0f} MB)" for tag, size in before.images)
+    if images:
+        client.cleanup_all(remove_images=True)
+        print(f"removed image(s): {listed or 'none'} (`make image` builds them again)")
+    elif listed:
+        print(f"kept image(s): {listed}; pass --images to remove them")
     if not before.volumes:
         print("no workspace volumes")
         return 0
@@ -210,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("doctor", help="check Docker, the image, the pool, directories, the model")
     clean = commands.add_parser("cleanup", help="remove every container and volume of this app")
     clean.add_argument("--yes", action="store_true", help="also delete volumes without asking")
+    clean.add_argument("--images", action="store_true", help="also remove the sandbox images")
     commands.add_parser("run", help="start the web app")
     cli_users.register(commands)
     args = parser.parse_args(argv)
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         return doctor()
     if args.command == "cleanup":
-        return cleanup(args.yes)
+        return cleanup(args.yes, args.images)
     from .server import main as run_app
 
     return run_app()

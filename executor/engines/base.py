@@ -173,6 +173,13 @@ class Engine(ABC):
     def exec_detached(self, ref: str, argv: list[str]) -> None:
         """Start `argv` as the sandbox user and return at once (output discarded)."""
 
+    def images(self, repositories: list[str]) -> list[tuple[str, int]]:
+        """(tag, bytes) of the local images of these repositories (for `make cleanup`)."""
+        return []
+
+    def remove_image(self, tag: str) -> None:  # noqa: B027 - optional hook
+        """Remove a local image (engines without local images ignore this)."""
+
     def workspace_quota(self) -> str:
         """How the size of a workspace is enforced, in words (for the log and the doctor)."""
         return "per-file (each file bounded; totals checked on writes and uploads)"

@@ -309,6 +309,20 @@ class DockerEngine(Engine):
         except ImageNotFoundError:
             return None
 
+    def images(self, repositories: list[str]) -> list[tuple[str, int]]:
+        with _translated("list images"):
+            found = self.api.images()
+        return [
+            (tag, int(image.get("Size") or 0))
+            for image in found
+            for tag in image.get("RepoTags") or []
+            if tag.rsplit(":", 1)[0] in repositories
+        ]
+
+    def remove_image(self, tag: str) -> None:
+        with contextlib.suppress(ImageNotFoundError), _translated(f"remove image {tag}"):
+            self.api.remove_image(tag)
+
     @staticmethod
     def _info(attrs: dict[str, Any]) -> ContainerInfo:
         state = attrs.get("State")

@@ -88,6 +88,7 @@ async def test_cleanup_removes_containers_and_asks_before_volumes(docker_client,
         assert result.returncode == 0, result.stderr
         assert app_containers(docker_client, label) == []
         assert "pass --yes" in result.stdout
+        assert "kept image(s): mcp-code-executor:latest" in result.stdout  # said, not removed
         volumes = docker_client.volumes.list(filters={"label": f"mcp-code-executor.app={label}"})
         assert len(volumes) >= 2
         result = run_cli("cleanup", "--yes", env=cli_env)
