@@ -286,6 +286,7 @@ class SandboxManager:
             volumes=len(self.engine.list_volumes(self.app_labels)),
             quota_mode=self.engine.workspace_quota(),
             images=tuple(self.engine.images(self.image_repositories)),
+            runtimes=tuple(sorted(self.engine.runtimes())),
         )
 
     @property

@@ -107,3 +107,4 @@ class Inventory:
     volumes: int
     quota_mode: str = "per-file"  # how the workspace size is enforced
     images: tuple[tuple[str, int], ...] = ()  # (tag, bytes): the sandbox image and its base
+    runtimes: tuple[str, ...] = ()  # container runtimes offered (runsc = gVisor)

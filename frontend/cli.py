@@ -86,6 +86,22 @@ def _executor_checks(settings: Settings) -> list[Check]:
             f"{inventory.sessions} session container(s), {inventory.volumes} workspace volume(s)",
         )
     )
+    if spec.runtime and spec.runtime not in inventory.runtimes:
+        checks.append(
+            Check(
+                "fail",
+                f"EXECUTOR_RUNTIME={spec.runtime}, but the daemon offers only "
+                f"{', '.join(inventory.runtimes) or 'its default'}",
+                "register it with dockerd (README, 'gVisor') or unset EXECUTOR_RUNTIME",
+            )
+        )
+    elif "runsc" in inventory.runtimes:
+        used = "in use" if spec.runtime == "runsc" else "available: EXECUTOR_RUNTIME=runsc uses it"
+        checks.append(Check("ok", f"gVisor (runsc) {used}"))
+    else:
+        checks.append(
+            Check("ok", "gVisor: not registered with the daemon (optional; README, 'gVisor')")
+        )
     quota_ok = inventory.quota_mode.startswith("loop")
     checks.append(
         Check(

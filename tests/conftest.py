@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from tests
@@ -16,6 +17,7 @@ import docker
 from executor import DockerExecutionClient
 from executor.image import image_status
 from settings import PROJECT_ROOT, ExecutorSettings
+from tests.daemons import DATA_ROOT, SecondDockerd, TlsFiles
 
 # User ids a hostile caller might use; each must map to its own safe container.
 HOSTILE_IDS = [
@@ -129,3 +131,36 @@ def app_containers(docker_client: docker.DockerClient, label: str) -> list:
     return docker_client.containers.list(
         all=True, filters={"label": f"mcp-code-executor.app={label}"}
     )
+
+
+def _runsc_wrapper() -> dict[str, str]:
+    """gVisor as a runtime, where Debian's runsc is installed: the wrapper adds --network=none
+    (the bare binary refuses to run in the host's network namespace here)."""
+    runsc = shutil.which("runsc")
+    if runsc is None:
+        return {}
+    DATA_ROOT.mkdir(parents=True, exist_ok=True)
+    wrapper = DATA_ROOT / "runsc-nonet"
+    wrapper.write_text(f'#!/bin/sh\nexec {runsc} --network=none "$@"\n')
+    wrapper.chmod(0o755)
+    return {"runsc": str(wrapper)}
+
+
+@pytest.fixture(scope="session")
+def second_dockerd(docker_client, tmp_path_factory):
+    """A second Docker daemon of the tests' own: TCP with TLS (certificates made here) for the
+    remote tier, its unix socket for the daemon-down test, gVisor registered for the gVisor tier.
+    Stopped by its pid at the end; the main daemon is never touched."""
+    if shutil.which("dockerd") is None or shutil.which("openssl") is None:
+        message = "dockerd and openssl are needed for a second daemon"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    tls = TlsFiles(tmp_path_factory.mktemp("docker-tls")).make()
+    daemon = SecondDockerd(name="second", tls=tls, runtimes=_runsc_wrapper()).start()
+    try:
+        daemon.prune()
+        daemon.load_image(ExecutorSettings().image_name)
+        yield daemon
+    finally:
+        daemon.stop()

@@ -173,6 +173,10 @@ class Engine(ABC):
     def exec_detached(self, ref: str, argv: list[str]) -> None:
         """Start `argv` as the sandbox user and return at once (output discarded)."""
 
+    def runtimes(self) -> set[str]:
+        """Container runtimes the platform offers (e.g. runc, runsc for gVisor)."""
+        return set()
+
     def images(self, repositories: list[str]) -> list[tuple[str, int]]:
         """(tag, bytes) of the local images of these repositories (for `make cleanup`)."""
         return []

@@ -1,33 +1,12 @@
-"""A second Docker daemon reached over TCP with TLS (certificates made here), as a remote host."""
+"""A client of the second Docker daemon (tests/conftest.py) over TCP with TLS, as a remote host."""
 
 from __future__ import annotations
-
-import shutil
 
 import pytest
 
 from executor import DockerExecutionClient
 from executor.engines.docker import DockerEngine
-from settings import ExecutorSettings
-from tests.conftest import IN_CI, NO_EXTRAS
-from tests.daemons import SecondDockerd, TlsFiles
-
-
-@pytest.fixture(scope="session")
-def second_dockerd(docker_client, tmp_path_factory):
-    if shutil.which("dockerd") is None or shutil.which("openssl") is None:
-        message = "dockerd and openssl are needed for the remote tier"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    tls = TlsFiles(tmp_path_factory.mktemp("docker-tls")).make()
-    daemon = SecondDockerd(name="remote", tls=tls).start()
-    try:
-        daemon.prune()
-        daemon.load_image(ExecutorSettings().image_name)
-        yield daemon
-    finally:
-        daemon.stop()
+from tests.conftest import NO_EXTRAS
 
 
 @pytest.fixture
