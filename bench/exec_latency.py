@@ -178,7 +178,100 @@ async def main(runs: int) -> str:
     return "\n".join(lines)
 
 
+async def gvisor_rows(runs: int) -> str:
+    """runc against runsc (gVisor) on one daemon that has both: the tests' second dockerd."""
+    from executor.engines.docker import DockerEngine
+    from tests.conftest import _runsc_wrapper
+    from tests.daemons import SecondDockerd
+
+    runtimes = _runsc_wrapper()
+    if not runtimes:
+        return "\n## gVisor\n\nrunsc is not installed (`apt-get install runsc`): not measured.\n"
+    daemon = SecondDockerd(name="second", runtimes=runtimes).start()
+    rows: list[tuple[str, str, str, str]] = []
+    try:
+        daemon.load_image(ExecutorSettings().image_name)
+        sdk = docker.DockerClient(base_url=daemon.unix_host)
+        label = f"mce-bench-g-{uuid.uuid4().hex[:6]}"
+        quiet = {
+            "state_dir": Path(tempfile.mkdtemp()),
+            "audit_log": Path(tempfile.mkdtemp()) / "a.jsonl",
+            "pool_size": 0,
+            "max_executions_per_minute": 0,
+            "max_concurrent_executions": 0,
+            "max_live_sessions": 0,
+        }
+        clients = {
+            rt: DockerExecutionClient(
+                sandbox_engine=DockerEngine(environ={"DOCKER_HOST": daemon.unix_host}),
+                app_label=f"{label}-{rt}",
+                runtime="" if rt == "runc" else rt,
+                **quiet,
+            )
+            for rt in ("runc", "runsc")
+        }
+        raws = {
+            rt: raw_container(sdk, ExecutorSettings(runtime="" if rt == "runc" else rt), label)
+            for rt in ("runc", "runsc")
+        }
+        workloads = {}
+        for rt in ("runc", "runsc"):
+            workloads[f"warm `true`: raw SDK exec_run, {rt}"] = lambda rt=rt: asyncio.to_thread(
+                raws[rt].exec_run, ["true"], user=SANDBOX_USER
+            )
+            workloads[f"warm `true`: execute_bash via the runner, {rt}"] = lambda rt=rt: clients[
+                rt
+            ].run("w", "true")
+        for client in clients.values():
+            await client.run("w", "true")
+        samples: dict[str, list[float]] = {name: [] for name in workloads}
+        for _ in range(runs):
+            for name, call in workloads.items():
+                t = time.perf_counter()
+                await call()
+                samples[name].append(time.perf_counter() - t)
+        base = pct(samples["warm `true`: raw SDK exec_run, runc"], 0.5)
+        for name, times in samples.items():
+            rows.append(
+                (name, ms(pct(times, 0.5)), ms(pct(times, 0.95)), f"{pct(times, 0.5) / base:.2f}x")
+            )
+        for rt, client in clients.items():
+            first = []
+            for i in range(max(3, runs // 10)):
+                t = time.perf_counter()
+                await client.execute_bash(f"first-{i}", "true")
+                first.append(time.perf_counter() - t)
+            rows.append(
+                (f"first call of a new session (no pool), {rt}", ms(pct(first, 0.5)),
+                 ms(pct(first, 0.95)), "")
+            )  # fmt: skip
+        for client in clients.values():
+            client.cleanup_all(remove_volumes=True)
+        for c in raws.values():
+            c.remove(force=True)
+    finally:
+        daemon.stop()
+    return "\n".join(
+        [
+            "",
+            "## gVisor (runsc) against runc, on one daemon",
+            "",
+            "| workload | p50 ms | p95 ms | vs raw runc exec_run |",
+            "| --- | ---: | ---: | ---: |",
+            *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
+            "",
+        ]
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=50)
-    publish(asyncio.run(main(parser.parse_args().runs)), "exec_latency")
+    parser.add_argument(
+        "--gvisor", action="store_true", help="also compare runsc and runc (a second dockerd)"
+    )
+    args = parser.parse_args()
+    report = asyncio.run(main(args.runs))
+    if args.gvisor:
+        report += asyncio.run(gvisor_rows(args.runs))
+    publish(report, "exec_latency")
