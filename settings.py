@@ -103,11 +103,21 @@ class Settings:
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     # Sessions (SQLite), logs and other state live here.
     data_dir: Path = PROJECT_ROOT / "data"
+    # Chats in another database instead of SQLite in data_dir, e.g. for app replicas:
+    # postgresql+asyncpg://user:password@host/db (needs the postgres extra).
+    session_db_url: str = ""
     # Model: empty = Gemini (gemini_model) when GOOGLE_API_KEY or GEMINI_API_KEY is set, else the
     # offline model. Otherwise any model string ADK resolves: "gemini-2.5-pro", "offline",
     # "openai/gpt-4o" (needs the litellm extra and that provider's key).
     model: str = ""
     gemini_model: str = "gemini-2.5-flash"
+    # More models offered for new chats (comma separated model strings), e.g.
+    # "gemini-2.5-pro,openai/gpt-4o-mini"; the header's menu switches between them.
+    extra_models: str = ""
+    # A model call refused for load (429, 5xx) is retried this many times, waiting
+    # model_retry_base_s doubling each time (with jitter), or what the server asks for.
+    model_retries: int = 3
+    model_retry_base_s: float = 1.0
     # Most characters of each tool output (stdout, stderr, file text) handed to the model.
     tool_output_limit_chars: int = 20_000
     # Web UI.

@@ -8,17 +8,19 @@ own agent, never makes a second client.
 
 from __future__ import annotations
 
+import atexit
+
 from google.adk.agents import LlmAgent
 from google.adk.models import BaseLlm
-from google.adk.tools.skill_toolset import SkillDiscoveryMode, SkillToolset
 
 from executor import DockerExecutionClient
-from settings import Settings, load_settings, model_name
+from settings import Settings, load_settings
 
 from . import offline
 from .live import LiveOutput
+from .models import build_model
 from .prompts import INSTRUCTION
-from .skills import load_skills
+from .skills import SandboxSkillToolset, load_skills
 from .tools import make_tools, on_tool_error
 
 AGENT_NAME = "sandbox_agent"
@@ -36,10 +38,10 @@ def create_agent(
     tools: list = make_tools(executor, settings.tool_output_limit_chars, live)
     skills = load_skills(executor.settings.skills_path)
     if skills:
-        tools.append(SkillToolset(skills, discovery_mode=SkillDiscoveryMode.EAGER))
+        tools.append(SandboxSkillToolset(skills, executor))
     return LlmAgent(
         name=AGENT_NAME,
-        model=model if model is not None else model_name(settings),
+        model=model if isinstance(model, BaseLlm) else build_model(settings, model),
         description="Runs bash and Python in a private sandbox to answer the user.",
         instruction=INSTRUCTION,
         tools=tools,
@@ -57,5 +59,7 @@ def __getattr__(name: str) -> LlmAgent:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if _root_agent is None:
         settings = load_settings()
-        _root_agent = create_agent(settings, DockerExecutionClient.from_settings(settings.executor))
+        executor = DockerExecutionClient.from_settings(settings.executor)
+        atexit.register(executor.stop_all)  # `adk run` leaves no sandbox running behind it
+        _root_agent = create_agent(settings, executor)
     return _root_agent

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.adk.events import Event
+
+from .model_errors import describe_model_error
 
 ADK_ABORTED = "Invocation was aborted by client."  # ADK's reply to a call cut by Stop
 
@@ -97,6 +100,14 @@ class ErrorEvent:
 
 
 @dataclass(frozen=True)
+class ModelRetrying:
+    """The model refused for load (rate limit, overload); the call is tried again soon."""
+
+    delay_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class TurnDone:
     stopped: bool = False
 
@@ -110,25 +121,45 @@ ChatEvent = (
     | ToolOutput
     | ToolCallFinished
     | ErrorEvent
+    | ModelRetrying
     | TurnDone
 )
+
+UPLOADS_KEY = "uploads"  # state delta of a user event: the files uploaded with that message
+_NOTE = "[Files uploaded to the sandbox: {}]"
+
+
+def upload_note(files: Sequence[tuple[str, int]]) -> str:
+    """What the model reads about the files uploaded with a message (a part of its own)."""
+    return _NOTE.format(", ".join(f"{path} ({size:,} bytes)" for path, size in files))
+
+
+def upload_paths(note: str) -> str | None:
+    """The listing inside an upload note (the offline model reads it as a model would)."""
+    _, _, rest = note.partition("[Files uploaded to the sandbox: ")
+    return rest.rsplit("]", 1)[0] if rest else None
 
 
 @dataclass
 class EventConverter:
     """Turns the ADK events of one turn (or a stored history) into ChatEvents."""
 
+    model: str = "the model"
     started: dict[str, float] = field(default_factory=dict)
+    errors: int = 0  # model errors reported so far (the turn's exception need not repeat one)
 
     def convert(self, event: Event, *, live: bool = True) -> list[ChatEvent]:
         out: list[ChatEvent] = []
         aborted = event.error_code == "INVOCATION_ABORTED"  # the person pressed Stop
-        if (event.error_code or event.error_message) and not aborted:
+        if (event.error_code or event.error_message) and not aborted and not event.partial:
+            self.errors += 1
             out.append(
                 ErrorEvent(
-                    f"The model reported an error: {event.error_message or event.error_code}"
+                    describe_model_error(event.error_code, event.error_message, model=self.model)
                 )
             )
+        if event.author == "user":
+            return out + self._user(event)
         parts = event.content.parts if event.content and event.content.parts else []
         for part in parts:
             if part.function_call and not event.partial:
@@ -148,10 +179,22 @@ class EventConverter:
                     ToolCallFinished(reply.id or "", reply.name or "", dict(response), duration)
                 )
             elif part.text and not part.thought:
-                if event.author == "user":
-                    out.append(UserMessage(part.text))
-                elif event.partial:
-                    out.append(TextDelta(part.text))
-                else:
-                    out.append(TextFinal(part.text))
+                out.append(TextDelta(part.text) if event.partial else TextFinal(part.text))
+        return out
+
+    @staticmethod
+    def _user(event: Event) -> list[ChatEvent]:
+        """What the person sent: the first text part (later parts are notes for the model, such
+        as where uploads went) and the uploads recorded with it."""
+        out: list[ChatEvent] = []
+        parts = event.content.parts if event.content and event.content.parts else []
+        texts = [p.text for p in parts if p.text and not p.thought]
+        delta = event.actions.state_delta if event.actions else {}
+        uploads = delta.get(UPLOADS_KEY) if delta else None
+        if uploads:
+            texts = texts[:-1]  # the service adds one last part for the model: the upload note
+        if texts and texts[0].strip():
+            out.append(UserMessage(texts[0]))
+        if uploads:
+            out.append(FilesUploaded(tuple((str(p), int(n)) for p, n in uploads)))
         return out

@@ -20,12 +20,13 @@ from google.adk.models import BaseLlm, LlmRequest, LlmResponse
 from google.adk.models.registry import LLMRegistry
 from google.genai import types
 
+from .events import upload_paths
+
 OFFLINE_MODEL = "offline"
 
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _BASH_LANGS = {"", "bash", "sh", "shell", "console", "zsh"}
 _PYTHON_LANGS = {"python", "py", "python3"}
-_UPLOAD_RE = re.compile(r"\[Files uploaded to the sandbox: (.*)\]")
 _USAGE = types.GenerateContentResponseUsageMetadata(
     prompt_token_count=0, candidates_token_count=0, total_token_count=0
 )
@@ -163,8 +164,7 @@ class OfflineLlm(BaseLlm):
                 describe_result(name, args, dict(part.function_response.response or {}))
                 for (name, args), part in zip(plan, responses, strict=False)
             )
-        elif _UPLOAD_RE.search(text):
-            listed = _UPLOAD_RE.search(text).group(1)
+        elif (listed := upload_paths(text)) is not None:
             reply = (
                 f"Saved in the sandbox: {listed}. I'm the offline model, so send code to work "
                 "with them, for example:\n\n```python\nimport pandas as pd\n"

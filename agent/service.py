@@ -1,38 +1,59 @@
-"""ChatService: what the UI calls. Runs turns through the ADK Runner and streams typed events.
+"""ChatService: what the UI (and MCP) call. Runs turns through the ADK Runner, streams typed events.
 
-Sessions are ADK sessions in SQLite under the data directory, so a restarted app finds its chats
-and their history; each session's sandbox is keyed by (user id, session id) and reattaches after
-a restart (the executor adopts running containers, and workspaces are volumes). No Gradio here.
+Chats are ADK sessions (SQLite in the data directory, or the database `APP_SESSION_DB_URL`
+names), so a restarted app, or another replica, finds them with their history; each chat's
+sandbox is keyed by (user id, session id) and reattaches after a restart (the executor adopts
+running containers, and workspaces are volumes). A chat keeps the model it was started with;
+there is one Runner per model offered. No Gradio here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from google.adk.agents.run_config import RunConfig, StreamingMode
+from google.adk.events import Event, EventActions
 from google.adk.models import BaseLlm
 from google.adk.runners import Runner
 from google.adk.sessions import BaseSessionService
-from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
 
 from executor import DockerExecutionClient, ExecutorError, FileInfo
 from settings import Settings, model_name
 
 from .agent import create_agent
-from .events import ChatEvent, ErrorEvent, EventConverter, FilesUploaded, ToolOutput, TurnDone
+from .events import (
+    UPLOADS_KEY,
+    ChatEvent,
+    ErrorEvent,
+    EventConverter,
+    FilesUploaded,
+    ModelRetrying,
+    ToolOutput,
+    TurnDone,
+    upload_note,
+)
 from .live import LiveOutput
+from .model_errors import describe_model_error
+from .models import RETRY_NOTICE
+from .sessions import make_session_service
 from .tools import sandbox_key
 
 logger = logging.getLogger(__name__)
 
 APP_NAME = "mcp-code-executor"
 TITLE_KEY = "title"
+MODEL_KEY = "model"  # the model a chat was started with
+BROWSER_KEY = "browser"  # without login: the browser that started the chat
+_TITLE_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,8 @@ class SessionInfo:
     session_id: str
     title: str
     updated: float  # seconds since the epoch
+    created: float = 0.0
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,14 +86,23 @@ def upload_name(name: str) -> str:
 def chat_title(text: str, uploaded: Sequence[tuple[str, int]] = ()) -> str:
     """A short title for a chat: its first line of prose or code, else the first upload's name."""
     for line in text.splitlines():
-        line = line.strip()
+        line = line.strip().removeprefix("$ ").strip()
         if line and not line.startswith("```"):
-            return line[:60]
+            return line[:_TITLE_CHARS]
     return uploaded[0][0].rsplit("/", 1)[-1] if uploaded else "New chat"
 
 
+def offered_models(settings: Settings) -> list[str]:
+    """The model strings a new chat may use: the default first, then APP_EXTRA_MODELS."""
+    names = [model_name(settings)]
+    for name in (n.strip() for n in settings.extra_models.split(",")):
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
 class ChatService:
-    """One agent, one Runner, one session store; many chats, each with its own sandbox."""
+    """The agent, its Runners and the session store; many chats, each with its own sandbox."""
 
     def __init__(
         self,
@@ -82,30 +114,61 @@ class ChatService:
     ) -> None:
         self.settings = settings
         self.executor = executor or DockerExecutionClient.from_settings(settings.executor)
-        if session_service is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            session_service = SqliteSessionService(str(settings.data_dir / "sessions.db"))
-        self.sessions = session_service
+        self.sessions = session_service or make_session_service(settings)
         self.live = LiveOutput()
-        self.agent = create_agent(settings, self.executor, model=model, live=self.live)
-        self.runner = Runner(app_name=APP_NAME, agent=self.agent, session_service=self.sessions)
-        name = model.model if isinstance(model, BaseLlm) else (model or model_name(settings))
-        self.model = ModelInfo(name=name, offline=name.startswith("offline"))
+        self._given: BaseLlm | None = model if isinstance(model, BaseLlm) else None
+        names = [model.model] if isinstance(model, BaseLlm) else [model] if model else None
+        self.models = [
+            ModelInfo(name, offline=name.startswith("offline"))
+            for name in (names or offered_models(settings))
+        ]
+        self.model = self.models[0]
+        self._runners: dict[str, Runner] = {}
         self._running: dict[tuple[str, str], asyncio.Event] = {}
 
-    # -- sessions ------------------------------------------------------------------------
+    def runner_for(self, model: str | None = None) -> Runner:
+        """The Runner of a model offered (the default model's when unknown)."""
+        name = model if model in {m.name for m in self.models} else self.model.name
+        runner = self._runners.get(name)
+        if runner is None:
+            agent = create_agent(
+                self.settings, self.executor, model=self._given or name, live=self.live
+            )
+            runner = Runner(app_name=APP_NAME, agent=agent, session_service=self.sessions)
+            self._runners[name] = runner
+        return runner
 
-    async def new_session(self, user_id: str) -> str:
+    @property
+    def runner(self) -> Runner:
+        return self.runner_for(self.model.name)
+
+    # -- chats -----------------------------------------------------------------------------
+
+    async def new_session(
+        self, user_id: str, *, model: str | None = None, browser: str | None = None
+    ) -> str:
+        """A new chat (no container yet: that waits for its first command)."""
+        state: dict[str, Any] = {MODEL_KEY: model or self.model.name}
+        if browser:
+            state[BROWSER_KEY] = browser
         session = await self.sessions.create_session(
-            app_name=APP_NAME, user_id=user_id, session_id=uuid.uuid4().hex
+            app_name=APP_NAME, user_id=user_id, session_id=uuid.uuid4().hex, state=state
         )
         return session.id
 
-    async def list_sessions(self, user_id: str) -> list[SessionInfo]:
+    async def list_sessions(self, user_id: str, *, browser: str | None = None) -> list[SessionInfo]:
+        """The user's chats, most recent first; with `browser`, only those that browser started."""
         listed = await self.sessions.list_sessions(app_name=APP_NAME, user_id=user_id)
         infos = [
-            SessionInfo(s.id, str(s.state.get(TITLE_KEY) or "New chat"), s.last_update_time)
+            SessionInfo(
+                s.id,
+                str(s.state.get(TITLE_KEY) or "New chat"),
+                s.last_update_time,
+                float(s.state.get("created") or s.last_update_time),
+                str(s.state.get(MODEL_KEY) or ""),
+            )
             for s in listed.sessions
+            if browser is None or s.state.get(BROWSER_KEY) == browser
         ]
         return sorted(infos, key=lambda s: s.updated, reverse=True)
 
@@ -116,11 +179,35 @@ class ChatService:
         )
         if session is None:
             return []
-        converter = EventConverter()
+        converter = EventConverter(model=str(session.state.get(MODEL_KEY) or self.model.name))
         out: list[ChatEvent] = []
         for event in session.events:
             out.extend(converter.convert(event, live=False))
         return out
+
+    async def rename_chat(self, user_id: str, session_id: str, title: str) -> bool:
+        """Give a chat a title of the person's choosing; False for an unknown chat."""
+        title = " ".join(title.split())[:_TITLE_CHARS] or "New chat"
+        session = await self.sessions.get_session(
+            app_name=APP_NAME, user_id=user_id, session_id=session_id
+        )
+        if session is None:
+            return False
+        event = Event(
+            author="user",
+            invocation_id=f"rename-{uuid.uuid4().hex}",
+            actions=EventActions(state_delta={TITLE_KEY: title}),
+        )
+        await self.sessions.append_event(session, event)
+        return True
+
+    async def delete_chat(self, user_id: str, session_id: str) -> None:
+        """Delete a chat: its history, its container and its workspace."""
+        self.stop(user_id, session_id)
+        await self.executor.delete_session(sandbox_key(user_id, session_id))
+        await self.sessions.delete_session(
+            app_name=APP_NAME, user_id=user_id, session_id=session_id
+        )
 
     def sandbox_key(self, user_id: str, session_id: str) -> str:
         """The executor key of a chat: the one place the UI and MCP get it from."""
@@ -143,7 +230,7 @@ class ChatService:
         """Stop the chat's container (files kept; the next turn starts it again)."""
         await self.executor.stop(sandbox_key(user_id, session_id))
 
-    # -- turns ---------------------------------------------------------------------------
+    # -- turns -----------------------------------------------------------------------------
 
     def is_running(self, user_id: str, session_id: str) -> bool:
         return (user_id, session_id) in self._running
@@ -177,6 +264,21 @@ class ChatService:
             self._running.pop(key, None)
         yield TurnDone(stopped=abort.is_set())
 
+    async def _upload(
+        self, user_id: str, session_id: str, files: Sequence[tuple[str, bytes]]
+    ) -> tuple[list[tuple[str, int]], list[ChatEvent]]:
+        uploaded: list[tuple[str, int]] = []
+        problems: list[ChatEvent] = []
+        for name, data in files:
+            path = f"/workspace/{upload_name(name)}"
+            try:
+                await self.executor.upload_file(sandbox_key(user_id, session_id), path, data)
+            except ExecutorError as exc:
+                problems.append(ErrorEvent(f"Could not upload {name}: {exc}"))
+                continue
+            uploaded.append((path, len(data)))
+        return uploaded, problems
+
     async def _turn(
         self,
         user_id: str,
@@ -190,53 +292,62 @@ class ChatService:
         )
         if session is None:
             session = await self.sessions.create_session(
-                app_name=APP_NAME, user_id=user_id, session_id=session_id
+                app_name=APP_NAME,
+                user_id=user_id,
+                session_id=session_id,
+                state={MODEL_KEY: self.model.name},
             )
-        uploaded: list[tuple[str, int]] = []
-        for name, data in files:
-            path = f"/workspace/{upload_name(name)}"
-            try:
-                await self.executor.upload_file(sandbox_key(user_id, session_id), path, data)
-            except ExecutorError as exc:
-                yield ErrorEvent(f"Could not upload {name}: {exc}")
-                continue
-            uploaded.append((path, len(data)))
+        uploaded, problems = await self._upload(user_id, session_id, files)
+        for problem in problems:
+            yield problem
         if uploaded:
             yield FilesUploaded(tuple(uploaded))
-        message = text.strip()
+        parts = [types.Part(text=text.strip())] if text.strip() else []
         if uploaded:
-            listed = ", ".join(f"{path} ({size:,} bytes)" for path, size in uploaded)
-            message = f"{message}\n\n[Files uploaded to the sandbox: {listed}]".strip()
-        if not message:
+            parts.append(types.Part(text=upload_note(uploaded)))
+        if not parts:
             return
-        state_delta = None
+        state_delta: dict[str, Any] = {}
         if not session.state.get(TITLE_KEY):
-            state_delta = {TITLE_KEY: chat_title(text, uploaded)}
-        # ADK events and live tool output arrive on one queue, in the order they happen.
+            state_delta[TITLE_KEY] = chat_title(text, uploaded)
+            state_delta["created"] = time.time()
+        if uploaded:
+            state_delta[UPLOADS_KEY] = [[path, size] for path, size in uploaded]
+        model = str(session.state.get(MODEL_KEY) or self.model.name)
+        runner = self.runner_for(model)
+        # ADK events, live tool output and retry notices share one queue, in order.
         queue: asyncio.Queue[ChatEvent | None] = asyncio.Queue()
         key = sandbox_key(user_id, session_id)
 
         async def run_agent() -> None:
-            converter = EventConverter()
+            converter = EventConverter(model=model)
+            RETRY_NOTICE.set(lambda delay, why: queue.put_nowait(ModelRetrying(delay, why)))
             try:
-                async for event in self.runner.run_async(
+                async for event in runner.run_async(
                     user_id=user_id,
                     session_id=session_id,
-                    new_message=types.Content(role="user", parts=[types.Part(text=message)]),
+                    new_message=types.Content(role="user", parts=parts),
                     run_config=RunConfig(streaming_mode=StreamingMode.SSE),
-                    state_delta=state_delta,
+                    state_delta=state_delta or None,
                     abort_signal=abort,
                 ):
                     for chat_event in converter.convert(event):
                         queue.put_nowait(chat_event)
-            except Exception as exc:  # the UI must get words, never a stack trace
-                logger.exception("turn failed for session %s", session_id)
-                queue.put_nowait(ErrorEvent(f"The model call failed: {type(exc).__name__}: {exc}"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if abort.is_set():
+                    logger.info("turn of session %s stopped by the user", session_id)
+                elif converter.errors:  # ADK reported it as an event already: say it once
+                    logger.warning("model call failed for session %s: %s", session_id, exc)
+                else:
+                    logger.warning("turn failed for session %s", session_id, exc_info=exc)
+                    queue.put_nowait(ErrorEvent(describe_model_error(exc=exc, model=model)))
             finally:
                 queue.put_nowait(None)
 
-        def on_output(call_id: str, stream: str, text: str) -> None:
-            queue.put_nowait(ToolOutput(call_id, stream, text))
+        def on_output(call_id: str, stream: str, chunk: str) -> None:
+            queue.put_nowait(ToolOutput(call_id, stream, chunk))
 
         self.live.listen(key, on_output)
         agent_task = asyncio.create_task(run_agent())
@@ -248,7 +359,11 @@ class ChatService:
             if not agent_task.done():
                 abort.set()
                 agent_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await agent_task  # never left pending
 
     async def close(self) -> None:
-        await self.runner.close()
+        for runner in self._runners.values():
+            await runner.close()
         await self.executor.aclose(remove_containers=False)
+        await self.sessions.close() if hasattr(self.sessions, "close") else None

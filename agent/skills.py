@@ -1,13 +1,28 @@
-"""Load the skills under `skills/` with ADK's own loader, skipping (and logging) invalid ones."""
+"""Skills: loaded from `skills/` with ADK's own loader (invalid ones logged and skipped), and
+offered through ADK's SkillToolset, whose scripts run in the calling chat's sandbox."""
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
+from google.adk.agents.readonly_context import ReadonlyContext
+from google.adk.environment import BaseEnvironment
+from google.adk.environment import ExecutionResult as AdkExecutionResult
 from google.adk.skills import Skill, list_skills_in_dir, load_skill_from_dir
+from google.adk.tools import ToolContext
+from google.adk.tools.base_tool import BaseTool
+from google.adk.tools.base_toolset import BaseToolset
+from google.adk.tools.skill_toolset import SkillDiscoveryMode, SkillToolset
+
+from executor import DockerExecutionClient, ExecutorError, chat_key
 
 logger = logging.getLogger(__name__)
+
+SKILLS_IN_SANDBOX = Path("/skills")
+_CACHED_CHATS = 256
 
 
 def load_skills(skills_dir: Path) -> list[Skill]:
@@ -27,3 +42,83 @@ def load_skills(skills_dir: Path) -> list[Skill]:
             report(skill_id, exc)
     logger.info("loaded %d skill(s): %s", len(skills), ", ".join(s.name for s in skills))
     return skills
+
+
+class SandboxEnvironment(BaseEnvironment):
+    """ADK's environment interface over one chat's sandbox, for `run_skill_script`.
+
+    Skills are mounted read-only at /skills in every sandbox, so ADK finds each script there
+    and never needs to copy one in."""
+
+    def __init__(self, executor: DockerExecutionClient, key: str, timeout_s: float) -> None:
+        self._executor = executor
+        self._key = key
+        self._timeout_s = timeout_s
+
+    @property
+    def working_dir(self) -> Path:
+        return Path("/workspace")
+
+    async def execute(self, command: str, *, timeout: float | None = None) -> AdkExecutionResult:
+        try:
+            result = await self._executor.run(self._key, command, timeout or self._timeout_s)
+        except ExecutorError as exc:
+            return AdkExecutionResult(exit_code=126, stderr=str(exc))
+        return AdkExecutionResult(
+            exit_code=result.exit_code,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            timed_out=result.timed_out,
+        )
+
+    async def read_file(self, path: Path) -> bytes:
+        read = await self._executor.read_text(self._key, str(path))  # FileNotFoundError if none
+        return read.text.encode()
+
+    async def write_file(self, path: Path, content: str | bytes) -> None:
+        await self._executor.write_file(self._key, str(path), content)
+
+
+class SandboxSkillToolset(BaseToolset):
+    """ADK's SkillToolset, one per chat, each running scripts in that chat's own sandbox.
+
+    A SkillToolset holds a single environment, so this routes by the calling session (the
+    pattern ADK's own toolsets use): the catalog, `load_skill` and `load_skill_resource` are
+    ADK's, and `run_skill_script` runs the command the model writes in the chat's sandbox."""
+
+    def __init__(
+        self, skills: list[Skill], executor: DockerExecutionClient, *, script_timeout_s: int = 300
+    ) -> None:
+        super().__init__()
+        self._skills = skills
+        self._executor = executor
+        self._timeout_s = script_timeout_s
+        self._by_key: OrderedDict[str, SkillToolset] = OrderedDict()
+
+    def _toolset(self, key: str) -> SkillToolset:
+        toolset = self._by_key.get(key)
+        if toolset is None:
+            toolset = self._by_key[key] = SkillToolset(
+                self._skills,
+                environment=SandboxEnvironment(self._executor, key, self._timeout_s),
+                skills_folder=SKILLS_IN_SANDBOX,
+                script_timeout=self._timeout_s,
+                discovery_mode=SkillDiscoveryMode.EAGER,
+            )
+            while len(self._by_key) > _CACHED_CHATS:
+                self._by_key.popitem(last=False)
+        self._by_key.move_to_end(key)
+        return toolset
+
+    def _for(self, context: ReadonlyContext) -> SkillToolset:
+        return self._toolset(chat_key(context.user_id, context.session.id))
+
+    async def get_tools(self, readonly_context: ReadonlyContext | None = None) -> list[BaseTool]:
+        if readonly_context is None:
+            return await self._toolset("").get_tools(None)
+        return await self._for(readonly_context).get_tools(readonly_context)
+
+    async def process_llm_request(self, *, tool_context: ToolContext, llm_request: Any) -> None:
+        await self._for(tool_context).process_llm_request(
+            tool_context=tool_context, llm_request=llm_request
+        )

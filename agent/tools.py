@@ -5,33 +5,27 @@ sandbox. Each tool reaches the container of the ADK session that called it (Tool
 and session id -> executor key), so two chats never share a container. Results are dicts; an
 executor error comes back as `{"status": "error", "error": ..., "hint": ...}` so the model can
 recover, never as an exception that ends the turn. Output handed to the model is capped.
+
+The docstring is the tool's description and each parameter carries its own description and
+bounds (pydantic `Field` in `Annotated`), which ADK turns into the JSON schema the model sees.
+This module deliberately does not use `from __future__ import annotations`: the annotations
+are evaluated where the tools are made, so the bounds can come from the executor's settings.
 """
 
-from __future__ import annotations
-
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from google.adk.tools import ToolContext
+from pydantic import Field
 
-from executor import (
-    DockerExecutionClient,
-    ExecutionResult,
-    ExecutorError,
-    FileTooLargeError,
-    InvalidArgumentError,
-    NotARegularFileError,
-    PathNotAllowedError,
-    QuotaExceededError,
-    RateLimitedError,
-    SandboxFileNotFoundError,
-    chat_key,
-)
+from executor import DockerExecutionClient, ExecutionResult, ExecutorError, OutputChunk, chat_key
 
 from .live import LiveOutput
+from .tool_results import clip, describe_execution, error_result
 
 logger = logging.getLogger(__name__)
 
@@ -45,50 +39,12 @@ TOOL_NAMES = (
     "list_files",
     "list_tools",
 )
+_LIST_SHOWN = 500
 
 
 def sandbox_key(user_id: str, session_id: str) -> str:
-    """The executor key of one chat: the UI computes the same to reach the same container."""
+    """The executor key of one chat: the UI and MCP compute the same to reach the same sandbox."""
     return chat_key(user_id, session_id)
-
-
-def clip(text: str, limit: int) -> tuple[str, int]:
-    """Keep the head and tail of `text` within `limit` characters; also return how much was cut."""
-    if len(text) <= limit:
-        return text, 0
-    head = limit * 2 // 3
-    tail = limit - head
-    cut = len(text) - head - tail
-    return (
-        f"{text[:head]}\n[... {cut:,} characters cut from the middle of this output ...]\n"
-        f"{text[-tail:]}",
-        cut,
-    )
-
-
-_HINTS: list[tuple[type[ExecutorError], str]] = [
-    (SandboxFileNotFoundError, "Check the path with list_files; relative paths are in /workspace."),
-    (
-        PathNotAllowedError,
-        "Only /workspace can be written; /tools and /skills are read-only. Use paths inside "
-        "/workspace and do not follow symlinks out of it.",
-    ),
-    (NotARegularFileError, "That is a directory or special file; use list_files on directories."),
-    (FileTooLargeError, "Work on the file in parts, or reduce the data written."),
-    (QuotaExceededError, "Delete files you no longer need from /workspace, then retry."),
-    (InvalidArgumentError, "Fix the argument as the error says and call the tool again."),
-    (
-        RateLimitedError,
-        "A usage limit was reached: wait as the error says before retrying, and tell the user "
-        "why there is a pause.",
-    ),
-]
-
-
-def error_result(exc: Exception) -> dict[str, Any]:
-    """An executor error as data the model can act on."""
-    hint = next((h for cls, h in _HINTS if isinstance(exc, cls)), "Try again or another approach.")
-    return {"status": "error", "error": str(exc), "hint": hint}
 
 
 def make_tools(
@@ -97,13 +53,22 @@ def make_tools(
     """The function tools, bound to `executor`. Their docstrings are what the model reads.
 
     With `live`, a running command's output is published as it comes (the UI shows it)."""
-    max_timeout = executor.settings.max_timeout_s
+    max_timeout = int(executor.settings.max_timeout_s)
     memory = executor.settings.memory_limit_bytes
+    shown = f"{output_limit_chars:,}"
+    Timeout = Annotated[
+        int, Field(ge=1, le=max_timeout, description="Seconds before it is stopped (exit 124).")
+    ]
+    Path = Annotated[str, Field(description="A file path; relative paths are inside /workspace.")]
 
     def key(tool_context: ToolContext) -> str:
         return sandbox_key(tool_context.user_id, tool_context.session.id)
 
-    async def run_streamed(stream, tool_context: ToolContext, timeout: int) -> dict:
+    async def run_streamed(
+        stream: AsyncIterator[OutputChunk | ExecutionResult],
+        tool_context: ToolContext,
+        timeout: int,
+    ) -> dict:
         """Consume an executor stream: publish output live, return the result as data."""
         started = time.monotonic()
         result: ExecutionResult | None = None
@@ -112,95 +77,41 @@ def make_tools(
                 if isinstance(item, ExecutionResult):
                     result = item
                 elif live is not None:
-                    live.publish(
-                        key(tool_context),
-                        tool_context.function_call_id or "",
-                        item.stream,
-                        item.text,
-                    )
+                    call_id = tool_context.function_call_id or ""
+                    live.publish(key(tool_context), call_id, item.stream, item.text)
         except ExecutorError as exc:
             return error_result(exc)
         assert result is not None
-        return describe(result, timeout, time.monotonic() - started)
+        return describe_execution(
+            result,
+            timeout=timeout,
+            duration_s=time.monotonic() - started,
+            output_limit=output_limit_chars,
+            max_timeout=max_timeout,
+            memory_limit=memory,
+        )
 
-    def describe(result: ExecutionResult, timeout: int, duration: float) -> dict:
-        stdout, cut_out = clip(result.stdout, output_limit_chars)
-        stderr, cut_err = clip(result.stderr, output_limit_chars)
-        truncated = bool(cut_out or cut_err or result.output_truncated)
-        response: dict[str, Any] = {
-            "status": "ok",
-            "exit_code": result.exit_code,
-            "stdout": stdout,
-            "stderr": stderr,
-            "duration_s": round(duration, 3),
-        }
-        # Typed outcome fields (only when true, to keep the model's context small): the UI
-        # labels steps from these, never from the text.
-        flags = {
-            "timed_out": result.timed_out,
-            "oom_killed": result.oom_killed,
-            "stopped": result.stopped,
-            "python_state_lost": result.python_state_lost,
-            "output_truncated": truncated,
-        }
-        response.update({name: True for name, value in flags.items() if value})
-        notes = []
-        if result.timed_out:
-            notes.append(
-                f"It timed out after {timeout} s and was killed with everything it started. "
-                f"Make it faster, split it, or pass a larger timeout (max {max_timeout:g})."
-            )
-        elif result.oom_killed:
-            notes.append(
-                f"A process was killed because the sandbox ran out of memory "
-                f"({memory / 2**30:g} GiB). Process the data in chunks or use less memory."
-            )
-        elif result.stopped:
-            notes.append("It was stopped before it finished (the user pressed Stop).")
-        elif result.exit_code == 137:
-            notes.append("It was killed (SIGKILL).")
-        if result.python_state_lost:
-            notes.append(
-                "The Python interpreter was restarted: variables, imports and definitions from "
-                "earlier run_python calls are gone; define them again."
-            )
-        if truncated:
-            notes.append(
-                "Output was shortened (see the markers in stdout/stderr). Redirect output to a "
-                "file and use read_file with offset and line_count to see all of it."
-            )
-        if notes:
-            response["note"] = " ".join(notes)
-        return response
-
-    async def execute_bash(command: str, tool_context: ToolContext, timeout: int = 60) -> dict:
-        """Run a bash command in this chat's private Linux sandbox and return its output.
-
-        The working directory is /workspace (your files persist there between calls). Python 3
-        with numpy, pandas and matplotlib is installed; there is no network. Every process the
-        command starts is killed when it returns, so start a server and use it in one command.
-        stdout and stderr are each cut to about 20,000 characters for you: write large output to
-        a file and read parts of it with read_file.
-
-        Args:
-            command: The bash command line(s) to run, e.g. "ls -la" or "python3 script.py".
-            timeout: Seconds before the command is killed (exit code 124); at most 3600.
-        """
+    async def execute_bash(
+        command: Annotated[str, Field(description="Bash command line(s), e.g. 'ls -la'.")],
+        tool_context: ToolContext,
+        timeout: Timeout = 60,
+    ) -> dict:
+        """Run bash in this chat's private Linux sandbox (cwd /workspace, kept between calls;
+        Python 3 with numpy, pandas, matplotlib; no network). Every process the command starts
+        is killed when it returns. stdout and stderr are each cut to about {shown} characters:
+        write big output to a file and read parts with read_file."""
         stream = executor.stream_bash(key(tool_context), command, timeout=timeout)
         return await run_streamed(stream, tool_context, timeout)
 
-    async def run_python(code: str, tool_context: ToolContext, timeout: int = 60) -> dict:
-        """Run Python code in this chat's persistent Python interpreter (like a notebook cell).
-
-        Variables, imports and function definitions stay for the next run_python call; the
-        value of a final expression is printed. numpy, pandas and matplotlib are installed and
-        `from tools.example import greet` works; the working directory is /workspace. If the
-        code times out or crashes, the interpreter restarts and its state is lost (you are told).
-
-        Args:
-            code: Python source to run, e.g. "import pandas as pd\ndf = pd.read_csv('a.csv')".
-            timeout: Seconds before the code is stopped (exit code 124); at most 3600.
-        """
+    async def run_python(
+        code: Annotated[str, Field(description="Python source, like a notebook cell.")],
+        tool_context: ToolContext,
+        timeout: Timeout = 60,
+    ) -> dict:
+        """Run Python in this chat's persistent interpreter: variables, imports and definitions
+        stay for the next call, and a final expression's value is printed. numpy, pandas and
+        matplotlib are installed (plt.show() saves the figure and shows it to the user); cwd is
+        /workspace. A timeout or crash restarts the interpreter and says its state is lost."""
         stream = executor.stream_python(key(tool_context), code, timeout=timeout)
         return await run_streamed(stream, tool_context, timeout)
 
@@ -213,15 +124,15 @@ def make_tools(
         return {"status": "ok", "cleared": had_state}
 
     async def read_file(
-        path: str, tool_context: ToolContext, offset: int = 0, line_count: int = 0
+        path: Path,
+        tool_context: ToolContext,
+        offset: Annotated[int, Field(ge=0, description="Lines to skip from the start.")] = 0,
+        line_count: Annotated[
+            int, Field(ge=0, description="Lines to return; 0 = as many as fit.")
+        ] = 0,
     ) -> dict:
-        """Read lines of a text file in /workspace, /tools or /skills.
-
-        Args:
-            path: File path; relative paths are inside /workspace.
-            offset: Number of lines to skip from the start (0 = from the first line).
-            line_count: How many lines to return; 0 = as many as fit (about 20,000 characters).
-        """
+        """Read lines of a text file in /workspace, /tools or /skills (about {shown} characters
+        at most; the reply says where to continue)."""
         try:
             read = await executor.read_text(
                 key(tool_context), path, offset=offset, line_count=line_count or None
@@ -229,39 +140,33 @@ def make_tools(
         except ExecutorError as exc:
             return error_result(exc)
         content, cut = clip(read.text, output_limit_chars)
-        response: dict[str, Any] = {
-            "status": "ok",
-            "path": path,
-            "offset": offset,
-            "content": content,
-        }
+        response: dict[str, Any] = {"status": "ok", "path": path, "content": content}
         if cut or read.truncated or read.more:
             response["next_offset"] = read.next_offset
             response["note"] = (
-                "The file is longer than what is shown: read further with offset="
-                f"{read.next_offset} and line_count."
+                f"The file goes on: read further with offset={read.next_offset} and line_count."
             )
         return response
 
-    async def write_file(path: str, content: str, tool_context: ToolContext) -> dict:
-        """Create or overwrite a text file in /workspace (parent folders are created).
-
-        Args:
-            path: File path; relative paths are inside /workspace.
-            content: The complete text to write.
-        """
+    async def write_file(
+        path: Path,
+        content: Annotated[str, Field(description="The complete text of the file.")],
+        tool_context: ToolContext,
+    ) -> dict:
+        """Create or overwrite a text file in /workspace (parent folders are created)."""
         try:
             await executor.write_file(key(tool_context), path, content)
         except ExecutorError as exc:
             return error_result(exc)
         return {"status": "ok", "path": path, "bytes": len(content.encode("utf-8"))}
 
-    async def list_files(tool_context: ToolContext, path: str = "/workspace") -> dict:
-        """List a directory in the sandbox: names, sizes (bytes) and modification times.
-
-        Args:
-            path: Directory in /workspace, /tools or /skills; default /workspace.
-        """
+    async def list_files(
+        tool_context: ToolContext,
+        path: Annotated[
+            str, Field(description="A directory in /workspace, /tools or /skills.")
+        ] = "/workspace",
+    ) -> dict:
+        """List a directory in the sandbox: names, sizes (bytes) and modification times."""
         try:
             entries = await executor.list_files(key(tool_context), path)
         except ExecutorError as exc:
@@ -272,19 +177,16 @@ def make_tools(
                 "size": e.size,
                 "modified": datetime.fromtimestamp(e.modified, UTC).strftime("%Y-%m-%d %H:%M"),
             }
-            for e in entries[:500]
+            for e in entries[:_LIST_SHOWN]
         ]
         response: dict[str, Any] = {"status": "ok", "path": path, "entries": listed}
-        if len(entries) > 500:
-            response["note"] = f"{len(entries) - 500} more entries not shown."
+        if len(entries) > _LIST_SHOWN:
+            response["note"] = f"{len(entries) - _LIST_SHOWN} more entries not shown."
         return response
 
     async def list_tools() -> dict:
-        """List the Python tool modules in /tools: each function's signature and summary.
-
-        Use read_docstring for a function's full documentation, then import and call it from
-        Python run with execute_bash, e.g. `python3 -c "from tools.example import greet; ..."`.
-        """
+        """List the Python modules in /tools (signature and summary of each function). Read one
+        with read_docstring, then import it in run_python: `from tools.example import greet`."""
         try:
             found = await executor.list_tools()
         except ExecutorError as exc:
@@ -294,20 +196,18 @@ def make_tools(
             "tools": [f"{t.module}.{t.signature}  # {t.summary}" for t in found],
         }
 
-    async def read_docstring(module_path: str, function_name: str) -> dict:
-        """Read the full docstring of one function in /tools.
-
-        Args:
-            module_path: Dotted module path, e.g. "tools.example".
-            function_name: Function name in that module, e.g. "greet".
-        """
+    async def read_docstring(
+        module_path: Annotated[str, Field(description="Dotted module, e.g. 'tools.example'.")],
+        function_name: Annotated[str, Field(description="A function in it, e.g. 'greet'.")],
+    ) -> dict:
+        """Read the full docstring of one function in /tools."""
         try:
             doc = await executor.read_docstring(module_path, function_name)
         except ExecutorError as exc:
             return error_result(exc)
         return {"status": "ok", "docstring": doc or "(no docstring)"}
 
-    return [
+    tools = [
         execute_bash,
         run_python,
         reset_python,
@@ -317,6 +217,9 @@ def make_tools(
         list_files,
         list_tools,
     ]
+    for tool in tools:  # clean descriptions, with the limits the model must know
+        tool.__doc__ = inspect.cleandoc(tool.__doc__ or "").replace("{shown}", shown)
+    return tools
 
 
 def on_tool_error(tool: Any, args: dict[str, Any], tool_context: ToolContext, error: Exception):

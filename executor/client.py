@@ -336,6 +336,11 @@ class DockerExecutionClient(WorkspaceFiles):
         """Blocking form of `stop`."""
         self._manager.stop(user_id)
 
+    def stop_all(self) -> None:
+        """Stop every container this client started (files kept); blocking, for exit hooks."""
+        if self._manager.started:
+            self._manager.stop_all()
+
     async def delete_session(self, user_id: str) -> None:
         """Remove the session's container and its workspace: nothing of it is left."""
         await self._audited(

@@ -242,6 +242,17 @@ class SandboxManager:
             sandbox = self._sandboxes.get(key)
         (sandbox or self.get(key)).stop()
 
+    def stop_all(self) -> None:
+        """Stop every running container of this process's sessions (files kept)."""
+        with self._lock:
+            sandboxes = list(self._sandboxes.values())
+        for sandbox in sandboxes:
+            if sandbox.container.running:
+                try:
+                    sandbox.stop()
+                except ExecutorError as exc:
+                    logger.warning("could not stop %s: %s", sandbox.container.name, exc)
+
     def remove(self, key: str, *, volume: bool = False) -> None:
         self.start()
         with self._lock:

@@ -226,7 +226,7 @@ async def test_a_rate_limit_reaches_the_model_in_words(make_executor, tmp_path):
     from agent.service import ChatService
     from settings import load_settings
 
-    executor = make_executor(max_executions_per_minute=1)
+    executor = make_executor(max_executions_per_minute=1, max_executions_burst=1, limit_wait_s=0.1)
     llm = ScriptedLlm(
         steps=[[("execute_bash", {"command": "true"})], [("execute_bash", {"command": "true"})]]
     )

@@ -9,20 +9,21 @@ import pytest
 from agent.offline import describe_result, plan_calls
 from agent.service import upload_name
 from agent.skills import load_skills
-from agent.tools import TOOL_NAMES, clip, sandbox_key
+from agent.tool_results import clip
+from agent.tools import TOOL_NAMES, sandbox_key
 from settings import PROJECT_ROOT
 
 
-def test_root_agent_loads_with_the_six_tools_and_skills():
+def test_root_agent_loads_with_the_eight_tools_and_skills():
     from google.adk.agents import LlmAgent
-    from google.adk.tools.skill_toolset import SkillToolset
 
     from agent.agent import root_agent
+    from agent.skills import SandboxSkillToolset
 
     assert isinstance(root_agent, LlmAgent)
     names = [t.__name__ for t in root_agent.tools if callable(t) and hasattr(t, "__name__")]
     assert tuple(names) == TOOL_NAMES
-    assert any(isinstance(t, SkillToolset) for t in root_agent.tools)
+    assert any(isinstance(t, SandboxSkillToolset) for t in root_agent.tools)
 
 
 def test_offline_model_is_resolved_by_name():
