@@ -4,6 +4,7 @@ Public API: `DockerExecutionClient` and the error tree rooted at `ExecutorError`
 Gradio here; the agent and the UI sit on top.
 """
 
+from .audit import audit_tags
 from .client import DockerExecutionClient, FileInfo, OutputChunk
 from .errors import (
     DockerUnavailableError,
@@ -43,6 +44,7 @@ __all__ = [
     "SandboxPathError",
     "SandboxStartError",
     "ToolFunction",
+    "audit_tags",
     "chat_key",
     "split_key",
 ]
