@@ -135,12 +135,11 @@ class LiveOutput:
             self._skipped += len(joined) - LIVE_CHARS
             self._parts, self._size = [joined[-LIVE_CHARS:]], LIVE_CHARS
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_S)
-            now = time.monotonic()
-            if self._parts or now - self._last_sent >= HEARTBEAT_S:
-                await self._send(now)
+    async def tick(self) -> None:
+        """Send the new output, or a heartbeat when nothing was sent for HEARTBEAT_S."""
+        now = time.monotonic()
+        if self._parts or now - self._last_sent >= HEARTBEAT_S:
+            await self._send(now)
 
     async def _send(self, now: float) -> None:
         message = None
@@ -194,23 +193,26 @@ async def consume(
         assert result is not None
         return result
 
+    # One task reads the stream; this one sends progress every FLUSH_S meanwhile. A command that
+    # ends sooner (most do) costs one task and no notification.
     work = asyncio.ensure_future(drain())
-    waiters = {work, asyncio.ensure_future(live.run())}
-    if gone is not None:
-        waiters.add(asyncio.ensure_future(gone.wait()))
     try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if not work.done():
-            failed = [t.exception() for t in waiters if t.done() and t.exception()]
-            if failed:  # sending progress failed: nobody is listening any more
-                logger.info("progress notification failed: %r", failed[0])
-            raise ClientGone("the client disconnected; the command was killed")
-        return work.result()
+        while True:
+            await asyncio.wait({work}, timeout=FLUSH_S)
+            if work.done():
+                return work.result()
+            if gone is not None and gone.is_set():
+                raise ClientGone("the client disconnected; the command was killed")
+            try:
+                await live.tick()
+            except Exception as exc:
+                logger.info("progress notification failed, stopping the command: %r", exc)
+                raise ClientGone("progress could not be sent; the command was killed") from exc
     finally:
-        for task in waiters:
-            task.cancel()  # `work` closes the executor stream: the command is killed
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*waiters, return_exceptions=True)
+        if not work.done():
+            work.cancel()  # closes the executor stream: the command is killed
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(work, return_exceptions=True)
 
 
 def _describe(
