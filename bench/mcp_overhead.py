@@ -125,6 +125,9 @@ async def main(runs: int) -> str:
                 "direct `executor.run(key, 'true')`": lambda: direct.run("bench", "true"),
                 "MCP `execute_bash('true')`, 2025-11-25 (session)": lambda: through(legacy),
                 "MCP `execute_bash('true')`, 2026-07-28 (stateless)": lambda: through(modern),
+                "MCP `list_sandboxes()`, 2026-07-28: runs no command (protocol floor)": (
+                    lambda: modern.call_tool("list_sandboxes", {})
+                ),
             }
             for call in workloads.values():  # warm: containers, runners, connections
                 for _ in range(5):

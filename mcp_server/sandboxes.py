@@ -124,9 +124,9 @@ class SandboxStore:
         now = time.time()
         with self._lock:
             (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM sandboxes WHERE owner = ?", (owner,)
+                "SELECT COUNT(*) FROM sandboxes WHERE owner = ? AND id != ?", (owner, DEFAULT_ID)
             ).fetchone()
-            if count >= MAX_SANDBOXES_PER_USER:
+            if count >= MAX_SANDBOXES_PER_USER and sandbox_id != DEFAULT_ID:
                 raise TooManySandboxes(
                     f"you have {count} sandboxes, the most allowed; close some with "
                     "close_sandbox(sandbox_id, delete_workspace=true)"

@@ -12,6 +12,9 @@ timeout, or its connection closing) cancels the handler, which stops the executo
 executor then kills the command and everything it started.
 """
 
+# No `from __future__ import annotations` here: fastmcp reads the tools' annotations at runtime,
+# and their Annotated aliases (limits in the descriptions) are local to build_mcp.
+
 import asyncio
 import base64
 import binascii

@@ -108,6 +108,7 @@ def test_sandboxes_per_user_are_bounded(tmp_path):
     db.commit()
     with pytest.raises(TooManySandboxes):
         store.create("alice", "one too many")
+    assert store.create("alice", "default sandbox", "default").sandbox_id == "default"
     assert store.create("bob", "fine").sandbox_id.startswith("sb-")
 
 
