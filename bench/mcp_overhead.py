@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -139,7 +140,7 @@ async def main(runs: int) -> str:
                     await call()
                     samples[name].append(time.perf_counter() - t)
     finally:
-        child.terminate()
+        child.send_signal(signal.SIGINT)  # uvicorn re-raises SIGTERM, skipping the cleanup
         await asyncio.wait_for(child.wait(), 60)
         direct.cleanup_all(remove_volumes=True)
 
