@@ -32,7 +32,7 @@ from urllib.parse import quote, unquote
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ResourceError, ToolError
 from fastmcp.resources import ResourceContent, ResourceResult
-from fastmcp.server.dependencies import get_access_token, get_http_request
+from fastmcp.server.dependencies import get_access_token, get_http_headers, get_http_request
 from fastmcp.tools import ToolResult
 from mcp.types import ImageContent, ResourceLink, TextContent, ToolAnnotations
 from pydantic import Field
@@ -67,6 +67,9 @@ TRANSFER_MAX_BYTES = 512 << 10  # largest file moved through one MCP message (ba
 UPLOAD_MAX_BYTES = 3 << 20  # the SDK refuses request bodies over 4 MiB; base64 adds a third
 URI_TEMPLATE = "sandbox://{sandbox_id}/workspace/{path*}"
 DISCONNECT_KEY = "mcp_code_executor.disconnected"  # scope key of http.DisconnectWatch's event
+# A request header naming the sandbox for calls that name none: the app's agent sends its chat's
+# id here, so the model never has to. Resolved like `sandbox_id` (the caller's own only).
+SANDBOX_HEADER = "x-sandbox-id"
 _IMAGE_MAGIC = {
     b"\x89PNG\r\n\x1a\n": "image/png",
     b"\xff\xd8\xff": "image/jpeg",
@@ -373,8 +376,9 @@ def build_mcp(
         raise ToolError("not authenticated")  # the HTTP gate refuses such requests first
 
     async def sandbox_of(who: Caller, sandbox_id: str) -> Sandbox:
+        chosen = sandbox_id.strip() or get_http_headers().get(SANDBOX_HEADER, "").strip()
         try:
-            return await sandboxes.resolve(who.user, sandbox_id.strip() or None)
+            return await sandboxes.resolve(who.user, chosen or None)
         except NoSuchSandbox as exc:
             raise tool_error(exc) from None
 

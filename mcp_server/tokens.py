@@ -5,12 +5,18 @@ never the token itself: the plaintext is shown once, when it is created. Looking
 the hash of a 256-bit secret leaks nothing useful through timing, and the final comparison is
 constant-time anyway. SQLite (WAL) lets the CLI create or revoke tokens while the app runs: every
 verification reads the table, so a revoked token stops working on its next request.
+
+The app's own agent, when it reaches its tools through MCP, uses *internal* tokens instead:
+`internal_token(user)` signs the user's name with a secret that lives only in this process
+(HMAC-SHA256), so nothing is stored and every such token dies with the process.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import logging
 import os
 import re
@@ -24,6 +30,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "mce_"
+INTERNAL_PREFIX = "mci_"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _LAST_USED_EVERY_S = 60.0  # last_used is written at most this often per token
 
@@ -64,6 +71,7 @@ class TokenStore:
         self.path = path
         self._db = open_db(path)
         self._lock = threading.Lock()
+        self._secret = secrets.token_bytes(32)  # for internal tokens; never leaves the process
         with self._lock:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, user TEXT NOT NULL, "
@@ -112,8 +120,25 @@ class TokenStore:
             logger.info("revoked MCP token %r", name)
         return bool(gone)
 
+    def internal_token(self, user: str, name: str = "agent") -> str:
+        """A token for `user` valid in this process only (for the app's own agent)."""
+        payload = base64.urlsafe_b64encode(json.dumps([user, name]).encode()).decode()
+        return f"{INTERNAL_PREFIX}{payload}.{self._sign(payload)}"
+
+    def _sign(self, payload: str) -> str:
+        return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()
+
+    def _verify_internal(self, token: str) -> TokenInfo | None:
+        payload, _, signature = token[len(INTERNAL_PREFIX) :].rpartition(".")
+        if not payload or not hmac.compare_digest(signature, self._sign(payload)):
+            return None
+        user, name = json.loads(base64.urlsafe_b64decode(payload))
+        return TokenInfo(name, user, 0.0, None)
+
     def verify(self, token: str) -> TokenInfo | None:
         """The token's info if it is current, else None."""
+        if isinstance(token, str) and token.startswith(INTERNAL_PREFIX) and len(token) < 2000:
+            return self._verify_internal(token)
         if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         digest = _digest(token)

@@ -142,13 +142,19 @@ def mcp_env(docker_client, app_label, tmp_path_factory):
 
 
 @asynccontextmanager
-async def mcp_client(url: str, token: str | None, mode: str = "auto", **kwargs: Any):
+async def mcp_client(
+    url: str,
+    token: str | None,
+    mode: str = "auto",
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
+):
     """The official client (mcp 2.3) over streamable HTTP with a bearer token."""
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = dict(headers or {}, **({"Authorization": f"Bearer {token}"} if token else {}))
     http = create_mcp_http_client(headers=headers)
     async with Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as c:
         yield c

@@ -470,3 +470,32 @@ async def test_stateful_python_and_the_redirect_without_slash(mcp_env):
         assert result.structured_content["stdout"] == "42\n"
         reset = await client.call_tool("reset_python", {})
         assert reset.structured_content["cleared"] is True
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_apps_agent_reaches_its_chat_with_an_internal_token(mcp_env, mode):
+    """How the app's own agent connects (ADK McpToolset): an in-process token for the chat's user
+    and the chat's id in a header, so calls without sandbox_id land in the chat's sandbox."""
+    service = mcp_env.service
+    chat = await mcp_env.on_server(service.new_session("alice"))
+    token = mcp_env.tokens.internal_token("alice")
+    headers = {"X-Sandbox-Id": chat}
+    async with mcp_client(mcp_env.url, token, mode, headers=headers) as agent:
+        ran = await agent.call_tool("execute_bash", {"command": f"echo {mode} > agent.txt"})
+        assert ran.structured_content["sandbox_id"] == chat
+    key = service.sandbox_key("alice", chat)
+    assert await mcp_env.on_server(mcp_env.executor.read_file(key, "agent.txt")) == f"{mode}\n"
+    line = next(a for a in mcp_env.audit() if a["target"] == f"echo {mode} > agent.txt")
+    assert (line["user"], line["token"], line["session"]) == ("alice", "agent", chat)
+
+    forged = token[:-4] + ("0000" if not token.endswith("0000") else "1111")
+    bob_chat = await mcp_env.on_server(service.new_session("bob"))
+    async with httpx.AsyncClient(timeout=30) as http:
+        refused = await http.post(
+            mcp_env.url, json=INIT, headers=dict(ACCEPT, Authorization=f"Bearer {forged}")
+        )
+    assert refused.status_code == 401
+    async with mcp_client(mcp_env.url, token, mode, headers={"X-Sandbox-Id": bob_chat}) as agent:
+        other = await agent.call_tool("execute_bash", {"command": "true"})
+    assert other.is_error  # the header picks among the caller's own sandboxes only
+    assert "no such sandbox" in text_of(other)

@@ -50,6 +50,18 @@ def test_tokens_are_stored_only_as_hashes_and_revocation_is_immediate(tmp_path):
     assert not other.revoke("laptop")
 
 
+def test_internal_tokens_are_signed_and_die_with_the_process(tmp_path):
+    store = TokenStore(tmp_path / "mcp.db")
+    token = store.internal_token("alice")
+    assert (store.verify(token).user, store.verify(token).name) == ("alice", "agent")
+    payload, _, signature = token.rpartition(".")
+    bob = store.internal_token("bob").rpartition(".")[0]
+    assert store.verify(f"{bob}.{signature}") is None  # a signature does not move to another user
+    assert store.verify(payload + ".") is None
+    assert TokenStore(tmp_path / "mcp.db").verify(token) is None  # another process: unknown
+    assert store.list() == []  # nothing stored
+
+
 def test_token_names_are_checked_and_unique(tmp_path):
     store = TokenStore(tmp_path / "mcp.db")
     store.create("ci", "alice")
