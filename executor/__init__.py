@@ -5,6 +5,7 @@ Public API: `DockerExecutionClient`, the result types it returns, and the error 
 engine (engines/) -> sandbox (sandbox.py) -> manager (manager.py) -> client (client.py).
 """
 
+from .audit import audit_tags
 from .client import DockerExecutionClient
 from .errors import (
     ContainerConflictError,
@@ -64,6 +65,7 @@ __all__ = [
     "SandboxStartError",
     "SandboxUnavailableError",
     "ToolFunction",
+    "audit_tags",
     "chat_key",
     "split_key",
 ]

@@ -1,8 +1,10 @@
 """Audit log: one JSON line per execution, file write, upload and download, rotated by size.
 
 Fields: time, user, session, operation, target (command or path), exit_code, duration_s,
-bytes_in, bytes_out, error. Values of the host's secret-looking environment variables (names
-with KEY, TOKEN, SECRET, PASSWORD, ...) are replaced by `[REDACTED]` wherever they appear.
+bytes_in, bytes_out, error, plus any tags the caller set with `audit_tags` (the MCP server sets
+`via: mcp` and the token name around its executor calls). Values of the host's secret-looking
+environment variables (names with KEY, TOKEN, SECRET, PASSWORD, ...) are replaced by `[REDACTED]`
+wherever they appear.
 """
 
 from __future__ import annotations
@@ -14,12 +16,42 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from .keys import split_key
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION", re.IGNORECASE)
 _MAX_TARGET_CHARS = 4096
+_RESERVED = {
+    "time",
+    "user",
+    "session",
+    "operation",
+    "target",
+    "exit_code",
+    "duration_s",
+    "bytes_in",
+    "bytes_out",
+    "error",
+}
+
+# Extra fields for the records of the current task (a contextvar: asyncio tasks started inside
+# `audit_tags`, such as the executor's own, inherit them).
+_tags: ContextVar[dict[str, str]] = ContextVar("audit_tags", default={})  # noqa: B039
+
+
+@contextmanager
+def audit_tags(**tags: str | None) -> Iterator[None]:
+    """Add `tags` to every audit record made inside this block (None values are left out)."""
+    merged = {**_tags.get(), **{k: v for k, v in tags.items() if v is not None}}
+    token = _tags.set(merged)
+    try:
+        yield
+    finally:
+        _tags.reset(token)
 
 
 def host_secrets(environ: dict[str, str] | None = None) -> list[str]:
@@ -103,6 +135,9 @@ class AuditLog:
         }
         if error:
             entry["error"] = self.redact(error[:1000])
+        for name, value in _tags.get().items():
+            if name not in _RESERVED:
+                entry[name] = self.redact(str(value)[:200])
         logger.info(json.dumps(entry, ensure_ascii=False))
 
     def close(self) -> None:

@@ -1,0 +1,793 @@
+"""The MCP server: the agent's sandbox tools for any MCP client, over the same executor.
+
+Tools have the agent's names and meanings (agent/tools.py) plus an optional `sandbox_id` (see
+sandboxes.py), file transfer and sandbox handles. Who calls is the verified bearer token's user
+(HTTP) or the local user (stdio); every executor call runs under `audit_tags(via="mcp", ...)` so
+the audit log says it came through MCP and with which token.
+
+A running command's output goes out as progress notifications while it runs (at least one every
+`HEARTBEAT_S` even when it is silent), and the result is clipped to fit well under the 1 MiB
+message limit of MCP clients, the cut stated. A cancelled request (the client's cancel, a client
+timeout, or its connection closing) cancels the handler, which stops the executor's stream: the
+executor then kills the command and everything it started.
+"""
+
+# No `from __future__ import annotations` here: fastmcp reads the tools' annotations at runtime,
+# and their Annotated aliases (limits in the descriptions) are local to build_mcp.
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import mimetypes
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote, unquote
+
+from fastmcp import Context, FastMCP
+from fastmcp.exceptions import ResourceError, ToolError
+from fastmcp.resources import ResourceContent, ResourceResult
+from fastmcp.server.dependencies import get_access_token, get_http_headers, get_http_request
+from fastmcp.tools import ToolResult
+from mcp.types import ImageContent, ResourceLink, TextContent, ToolAnnotations
+from pydantic import Field
+
+from executor import (
+    DockerExecutionClient,
+    ExecutionResult,
+    ExecutorError,
+    FileTooLargeError,
+    InvalidArgumentError,
+    NotARegularFileError,
+    OutputChunk,
+    PathNotAllowedError,
+    QuotaExceededError,
+    RateLimitedError,
+    SandboxFileNotFoundError,
+    audit_tags,
+)
+
+from ._results import RESULT_BUDGET_BYTES, fit_texts, structured
+from .auth import StoreTokenVerifier
+from .sandboxes import NoSuchSandbox, Sandbox, Sandboxes, TooManySandboxes
+from .tokens import TokenStore
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "mcp-code-executor"
+HEARTBEAT_S = 2.0  # longest silence between progress notifications while a command runs
+FLUSH_S = 0.25  # new output is sent at most this often
+LIVE_CHARS = 8192  # most characters of new output in one progress notification
+TRANSFER_MAX_BYTES = 512 << 10  # largest file moved through one MCP message (base64 inside)
+UPLOAD_MAX_BYTES = 3 << 20  # the SDK refuses request bodies over 4 MiB; base64 adds a third
+URI_TEMPLATE = "sandbox://{sandbox_id}/workspace/{path*}"
+DISCONNECT_KEY = "mcp_code_executor.disconnected"  # scope key of http.DisconnectWatch's event
+# A request header naming the sandbox for calls that name none: the app's agent sends its chat's
+# id here, so the model never has to. Resolved like `sandbox_id` (the caller's own only).
+SANDBOX_HEADER = "x-sandbox-id"
+_IMAGE_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF87a": "image/gif",
+    b"GIF89a": "image/gif",
+}
+
+_HINTS: list[tuple[type[Exception], str]] = [
+    (NoSuchSandbox, "Use an id from list_sandboxes, or leave sandbox_id empty for the default."),
+    (TooManySandboxes, "Close sandboxes you no longer need with close_sandbox."),
+    (SandboxFileNotFoundError, "Check the path with list_files; relative paths are in /workspace."),
+    (
+        PathNotAllowedError,
+        "Only /workspace can be written; /tools and /skills are read-only. Use paths inside "
+        "/workspace and do not follow symlinks out of it.",
+    ),
+    (NotARegularFileError, "That is a directory or special file; use list_files on directories."),
+    (FileTooLargeError, "Work on the file in parts, or reduce the data written."),
+    (QuotaExceededError, "Delete files you no longer need from /workspace, then retry."),
+    (InvalidArgumentError, "Fix the argument as the error says and call the tool again."),
+    (
+        RateLimitedError,
+        "A usage limit was reached: wait as the error says before retrying, and tell the user "
+        "why there is a pause.",
+    ),
+]
+
+
+def tool_error(exc: Exception) -> ToolError:
+    """An executor (or handle) error as a tool error: its message and what to do about it."""
+    hint = next((h for cls, h in _HINTS if isinstance(exc, cls)), "Try again or another approach.")
+    return ToolError(f"{exc}\nHint: {hint}")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the verified user (and token name), and over which transport."""
+
+    user: str
+    token_name: str | None
+    transport: str  # "http" or "stdio"
+
+    def tags(self) -> contextlib.AbstractContextManager[None]:
+        return audit_tags(via="mcp", transport=self.transport, token=self.token_name)
+
+
+class LiveOutput:
+    """Sends a running command's new output as progress notifications.
+
+    `progress` is the seconds elapsed and `total` the timeout, so a client's progress bar shows
+    how long the command may still run; `message` is the new output (None for a heartbeat)."""
+
+    def __init__(self, ctx: Context, timeout: float) -> None:
+        self._ctx = ctx
+        self._timeout = timeout
+        self._started = time.monotonic()
+        self._last_sent = self._started
+        self._last_progress = 0.0
+        self._parts: list[str] = []
+        self._size = 0
+        self._skipped = 0
+        self.sent = 0
+
+    def add(self, text: str) -> None:
+        self._parts.append(text)
+        self._size += len(text)
+        if self._size > 4 * LIVE_CHARS:  # keep the newest output only, counting what is skipped
+            joined = "".join(self._parts)
+            self._skipped += len(joined) - LIVE_CHARS
+            self._parts, self._size = [joined[-LIVE_CHARS:]], LIVE_CHARS
+
+    async def tick(self) -> None:
+        """Send the new output, or a heartbeat when nothing was sent for HEARTBEAT_S."""
+        now = time.monotonic()
+        if self._parts or now - self._last_sent >= HEARTBEAT_S:
+            await self._send(now)
+
+    async def _send(self, now: float) -> None:
+        message = None
+        if self._parts:
+            text = "".join(self._parts)
+            if len(text) > LIVE_CHARS:
+                self._skipped += len(text) - LIVE_CHARS
+                text = text[-LIVE_CHARS:]
+            if self._skipped:
+                text = f"[... {self._skipped:,} characters not shown live ...]\n{text}"
+                self._skipped = 0
+            message = text
+            self._parts, self._size = [], 0
+        progress = max(round(now - self._started, 3), self._last_progress + 0.001)
+        self._last_progress = progress
+        self._last_sent = now
+        await self._ctx.report_progress(progress, self._timeout, message)
+        self.sent += 1
+
+
+class ClientGone(ToolError):
+    """The HTTP client disconnected while its command ran; the command was killed."""
+
+
+def client_gone() -> asyncio.Event | None:
+    """Set when the client of the current HTTP request disconnects (None over stdio)."""
+    try:
+        return get_http_request().scope.get(DISCONNECT_KEY)
+    except RuntimeError:
+        return None
+
+
+async def consume(
+    stream: AsyncIterator[OutputChunk | ExecutionResult],
+    live: LiveOutput,
+    gone: asyncio.Event | None = None,
+) -> ExecutionResult:
+    """Read an executor stream to its result, feeding `live`. If this is cancelled or `gone` is
+    set first, the stream is closed, which kills the command (ClientGone for `gone`)."""
+
+    async def drain() -> ExecutionResult:
+        result: ExecutionResult | None = None
+        try:
+            async for item in stream:
+                if isinstance(item, ExecutionResult):
+                    result = item
+                else:
+                    live.add(item.text)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        assert result is not None
+        return result
+
+    # One task reads the stream; this one sends progress every FLUSH_S meanwhile. A command that
+    # ends sooner (most do) costs one task and no notification.
+    work = asyncio.ensure_future(drain())
+    try:
+        while True:
+            await asyncio.wait({work}, timeout=FLUSH_S)
+            if work.done():
+                return work.result()
+            if gone is not None and gone.is_set():
+                raise ClientGone("the client disconnected; the command was killed")
+            try:
+                await live.tick()
+            except Exception as exc:
+                logger.info("progress notification failed, stopping the command: %r", exc)
+                raise ClientGone("progress could not be sent; the command was killed") from exc
+    finally:
+        if not work.done():
+            work.cancel()  # closes the executor stream: the command is killed
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(work, return_exceptions=True)
+
+
+def _describe(
+    result: ExecutionResult,
+    sandbox: Sandbox,
+    timeout: float,
+    limit: int,
+    max_timeout: float,
+    memory: int,
+) -> dict[str, Any]:
+    flags = {
+        name: bool(getattr(result, name, False))
+        for name in ("timed_out", "oom_killed", "stopped", "python_state_lost")
+    }
+    if not flags["oom_killed"] and result.exit_code == 137:
+        flags["oom_killed"] = "ran out of memory" in result.stderr
+    dropped = {
+        "stdout": int(getattr(result, "stdout_dropped_bytes", 0) or 0),
+        "stderr": int(getattr(result, "stderr_dropped_bytes", 0) or 0),
+    }
+
+    def build(texts: dict[str, str], cuts: dict[str, int]) -> dict[str, Any]:
+        notes = []
+        if flags["timed_out"]:
+            notes.append(
+                f"It timed out after {timeout:g} s and was killed with everything it started. "
+                f"Make it faster, split it, or pass a larger timeout (max {max_timeout:g})."
+            )
+        elif flags["oom_killed"]:
+            notes.append(
+                f"A process was killed because the sandbox ran out of memory "
+                f"({memory / 2**30:g} GiB). Process the data in chunks or use less memory."
+            )
+        elif flags["stopped"]:
+            notes.append("It was stopped before it finished.")
+        elif result.exit_code == 137:
+            notes.append("It was killed (SIGKILL).")
+        if flags["python_state_lost"]:
+            notes.append(
+                "The Python interpreter was restarted: variables, imports and definitions from "
+                "earlier run_python calls are gone; define them again."
+            )
+        for stream in ("stdout", "stderr"):
+            if cuts[stream] or dropped[stream]:
+                parts = []
+                if dropped[stream]:
+                    parts.append(f"{dropped[stream]:,} bytes beyond the sandbox's output cap")
+                if cuts[stream]:
+                    parts.append(f"{cuts[stream]:,} characters from the middle")
+                notes.append(
+                    f"{stream} was shortened ({' and '.join(parts)} not shown). Redirect output "
+                    "to a file and read parts of it with read_file (offset, line_count)."
+                )
+        data: dict[str, Any] = {
+            "status": "ok",
+            "sandbox_id": sandbox.sandbox_id,
+            "exit_code": result.exit_code,
+            "stdout": texts["stdout"],
+            "stderr": texts["stderr"],
+            "duration_s": round(result.duration_s, 3),
+            **{k: v for k, v in flags.items() if v},
+        }
+        if any(dropped.values()) or any(cuts.values()):
+            data["output_cut"] = {
+                "stdout_chars_cut": cuts["stdout"],
+                "stderr_chars_cut": cuts["stderr"],
+                "stdout_bytes_dropped": dropped["stdout"],
+                "stderr_bytes_dropped": dropped["stderr"],
+            }
+        if notes:
+            data["note"] = " ".join(notes)
+        return data
+
+    data, _ = fit_texts(build, {"stdout": result.stdout, "stderr": result.stderr}, limit)
+    return data
+
+
+def _workspace_relative(path: str) -> str:
+    """`path` relative to /workspace (for resource URIs); the executor checks it properly."""
+    rel = path.strip()
+    return rel[len("/workspace/") :] if rel.startswith("/workspace/") else rel.lstrip("/")
+
+
+def resource_uri(sandbox_id: str, path: str) -> str:
+    return f"sandbox://{sandbox_id}/workspace/{quote(_workspace_relative(path), safe='/')}"
+
+
+def _mime(path: str, data: bytes) -> str:
+    for magic, mime in _IMAGE_MAGIC.items():
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    guessed, _ = mimetypes.guess_type(path)
+    if guessed:
+        return guessed
+    return "text/plain" if _as_text(data) is not None else "application/octet-stream"
+
+
+def _as_text(data: bytes) -> str | None:
+    if b"\0" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def build_mcp(
+    executor: DockerExecutionClient,
+    tokens: TokenStore | None,
+    sandboxes: Sandboxes,
+    *,
+    local_user: str | None = None,
+    output_limit_chars: int = 20_000,
+    name: str = SERVER_NAME,
+) -> FastMCP:
+    """The MCP server over `executor`.
+
+    Args:
+        executor: The app's executor (shared with the web UI: same sandboxes, limits, audit).
+        tokens: The token store; every HTTP request then needs a bearer token from it. None for
+            stdio, where `local_user` is the caller.
+        sandboxes: Sandbox handles (and the app's chats) of each user.
+        local_user: The user of a stdio server. Must be None when `tokens` is given: an HTTP
+            server never falls back to a user nobody authenticated as.
+        output_limit_chars: Most characters of stdout, stderr or file text in one result.
+    """
+    if (tokens is None) == (local_user is None):
+        raise ValueError("give tokens (HTTP) or local_user (stdio), not both or neither")
+    spec = executor.settings
+    max_timeout = spec.max_timeout_s
+    limit = output_limit_chars
+    transport = "http" if tokens is not None else "stdio"
+    mcp = FastMCP(
+        name,
+        instructions=(
+            "Run bash and Python in private Linux sandboxes (no network; numpy, pandas, "
+            "matplotlib installed; files in /workspace persist). Calls without sandbox_id use "
+            "your default sandbox; create_sandbox makes more, list_sandboxes lists them with "
+            "your web-UI chats, whose ids work as sandbox_id too."
+        ),
+        auth=StoreTokenVerifier(tokens) if tokens is not None else None,
+        mask_error_details=True,
+        on_duplicate="error",
+    )
+
+    def caller() -> Caller:
+        access = get_access_token()
+        if access is not None:
+            user = access.subject or access.client_id
+            return Caller(user, (access.claims or {}).get("token_name"), transport)
+        if local_user is not None:
+            return Caller(local_user, None, transport)
+        raise ToolError("not authenticated")  # the HTTP gate refuses such requests first
+
+    async def sandbox_of(who: Caller, sandbox_id: str) -> Sandbox:
+        chosen = sandbox_id.strip() or get_http_headers().get(SANDBOX_HEADER, "").strip()
+        try:
+            return await sandboxes.resolve(who.user, chosen or None)
+        except NoSuchSandbox as exc:
+            raise tool_error(exc) from None
+
+    SandboxId = Annotated[
+        str,
+        Field(
+            description="A sandbox id from create_sandbox or list_sandboxes (a web-UI chat's id "
+            "works too); empty = your default sandbox."
+        ),
+    ]
+    Timeout = Annotated[
+        float,
+        Field(description=f"Seconds before it is killed (exit code 124); at most {max_timeout:g}."),
+    ]
+    output_note = (
+        f"stdout and stderr are each cut to about {limit:,} characters (head and tail kept, the "
+        "cut stated in `note` and `output_cut`); the sandbox keeps at most "
+        f"{spec.output_limit_bytes:,} bytes per stream and stops a command that writes more than "
+        f"{spec.output_flood_bytes:,}. Write large output to a file and read it in parts with "
+        "read_file. While it runs, new output arrives as progress notifications (message = new "
+        f"output; progress = seconds elapsed, total = timeout; at least one every {HEARTBEAT_S:g}"
+        " s). Cancelling the request kills the command and everything it started."
+    )
+
+    async def run_stream(
+        ctx: Context, who: Caller, sandbox: Sandbox, kind: str, code: str, timeout: float
+    ) -> ToolResult:
+        with who.tags():
+            if kind == "bash":
+                stream = executor.stream_bash(sandbox.key, code, timeout=timeout)
+            else:
+                stream = executor.stream_python(sandbox.key, code, timeout=timeout)
+            try:
+                result = await consume(stream, LiveOutput(ctx, timeout), client_gone())
+            except ExecutorError as exc:
+                raise tool_error(exc) from None
+            except ClientGone:
+                logger.info("MCP client of %s went away: command killed", sandbox.key)
+                raise
+        data = _describe(result, sandbox, timeout, limit, max_timeout, spec.memory_limit_bytes)
+        return structured(data)
+
+    @mcp.tool(
+        description=(
+            "Run a bash command in a private Linux sandbox and return its exit code and output. "
+            "The working directory is /workspace (files persist there between calls). Python 3 "
+            "with numpy, pandas and matplotlib is installed; there is no network. Every process "
+            "the command starts is killed when it returns, so start a server and use it in one "
+            "command. " + output_note
+        ),
+        output_schema=None,
+        annotations=ToolAnnotations(openWorldHint=False),
+    )
+    async def execute_bash(
+        command: Annotated[str, Field(description='Bash command line(s), e.g. "ls -la".')],
+        ctx: Context,
+        timeout: Timeout = 60,
+        sandbox_id: SandboxId = "",
+    ) -> ToolResult:
+        who = caller()
+        sandbox = await sandbox_of(who, sandbox_id)
+        return await run_stream(ctx, who, sandbox, "bash", command, timeout)
+
+    @mcp.tool(
+        description=(
+            "Run Python code in the sandbox's persistent interpreter (like a notebook cell): "
+            "variables, imports and definitions stay for the next run_python call in the same "
+            "sandbox, and the value of a final expression is printed. If the code times out or "
+            "crashes the interpreter restarts and its state is lost (the result says so). "
+            + output_note
+        ),
+        output_schema=None,
+        annotations=ToolAnnotations(openWorldHint=False),
+    )
+    async def run_python(
+        code: Annotated[str, Field(description="Python source to run.")],
+        ctx: Context,
+        timeout: Timeout = 60,
+        sandbox_id: SandboxId = "",
+    ) -> ToolResult:
+        who = caller()
+        sandbox = await sandbox_of(who, sandbox_id)
+        return await run_stream(ctx, who, sandbox, "python", code, timeout)
+
+    @mcp.tool(
+        description="Clear the sandbox's Python interpreter: forget all variables, imports and "
+        "definitions.",
+        output_schema=None,
+    )
+    async def reset_python(sandbox_id: SandboxId = "") -> ToolResult:
+        who = caller()
+        sandbox = await sandbox_of(who, sandbox_id)
+        try:
+            with who.tags():
+                had_state = await executor.reset_python(sandbox.key)
+        except ExecutorError as exc:
+            raise tool_error(exc) from None
+        return structured({"status": "ok", "sandbox_id": sandbox.sandbox_id, "cleared": had_state})
+
+    @mcp.tool(
+        description=(
+            "Read lines of a text file in /workspace, /tools or /skills. At most about "
+            f"{limit:,} characters come back; the result says how to read further."
+        ),
+        output_schema=None,
+        annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),
+    )
+    async def read_file(
+        path: Annotated[str, Field(description="File path; relative paths are in /workspace.")],
+        offset: Annotated[int, Field(description="Lines to skip from the start.")] = 0,
+        line_count: Annotated[int, Field(description="Lines to return; 0 = as many as fit.")] = 0,
+        sandbox_id: SandboxId = "",
+    ) -> ToolResult:
+        who = caller()
+        sandbox = await sandbox_of(who, sandbox_id)
+        try:
+            with who.tags():
+                text = await executor.read_file(
+                    sandbox.key, path, offset=offset, line_count=line_count or None
+                )
+        except ExecutorError as exc:
+            raise tool_error(exc) from None
+
+        def build(texts: dict[str, str], cuts: dict[str, int]) -> dict[str, Any]:
+            data: dict[str, Any] = {
+                "status": "ok",
+                "sandbox_id": sandbox.sandbox_id,
+                "path": path,
+                "offset": offset,
+                "content": texts["content"],
+            }
+            if cuts["content"] or "[... read_file stopped at" in text:
+                data["note"] = (
+                    "The file is longer than what is shown: read further with offset and "
+                    "line_count."
+                )
+            return data
+
+        data, _ = fit_texts(build, {"content": text}, limit)
+        return structured(data)
+
+    @mcp.tool(
+        description="Create or overwrite a text file in /workspace (parent folders are created).",
+        output_schema=None,
+        annotations=ToolAnnotations(destructiveHint=True, openWorldHint=False),
+    )
+    async def write_file(
+        path: Annotated[str, Field(description="File path; relative paths are in /workspace.")],
+        content: Annotated[str, Field(description="The complete text to write.")],
+        sandbox_id: SandboxId = "",
+    ) -> ToolResult:
+        who = caller()
+        sandbox = await sandbox_of(who, sandbox_id)
+        try:
+            with who.tags():
+                await executor.write_file(sandbox.key, path, content)
+        except ExecutorError as exc:
+            raise tool_error(exc) from None
+        size = len(content.encode("utf-8", "surrogatepass"))
+        return structured(
+            {"status": "ok", "sandbox_id": sandbox.sandbox_id, "path": path, "bytes": size}
+        )
+
+    @mcp.tool(
+        description=(
+            "Store a file (any bytes, given as base64) in /workspace; parent folders are "
+            f"created. At most {UPLOAD_MAX_BYTES:,} bytes per call (MCP requests are limited "
+            "to 4 MiB)."
+        ),
+        output_schema=None,
+        annotations=ToolAnnotations(destructiveHint=True, openWorldHint=False),
+    )
+    async def upload_file(
+        path: Annotated[str, Field(description="File path; relative paths are in /workspace.")],
+        content_base64: Annotated[str, Field(description="The file's bytes, base64-encoded.")],
+        sandbox_id: SandboxId = "",
+    ) -> ToolResult:
+        who = caller()
+        sandbox = await sandbox_of(who, sandbox_id)
+        try:
+            data = base64.b64decode(content_base64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ToolError(
+                f"content_base64 is not valid base64 ({exc}).\nHint: encode the file's bytes "
+                "with standard base64 (A-Z a-z 0-9 + /, padded with =)."
+            ) from None
+        if len(data) > UPLOAD_MAX_BYTES:
+            raise ToolError(
+                f"{len(data):,} bytes is over the {UPLOAD_MAX_BYTES:,}-byte limit of one upload."
+                "\nHint: split the file and upload the parts, then join them with execute_bash "
+                "(cat part1 part2 > file)."
+            )
+        try:
+            with who.tags():
+                await executor.upload_file(sandbox.key, path, data)
+        except ExecutorError as exc:
+            raise tool_error(exc) from None
+        return structured(
+            {"status": "ok", "sandbox_id": sandbox.sandbox_id, "path": path, "bytes": len(data)}
+        )
+
+    @mcp.tool(
+        description=(
+            "Get a file from /workspace. Text up to about "
+            f"{limit:,} characters comes back inline, images (PNG, JPEG, GIF, WebP) up to "
+            f"{TRANSFER_MAX_BYTES:,} bytes as image content, anything else up to "
+            f"{TRANSFER_MAX_BYTES:,} bytes as a resource link ({URI_TEMPLATE}) to read with "
+            "resources/read. Larger files do not fit one MCP message: read text with read_file "
+            "(offset, line_count) or split the file with execute_bash."
+        ),
+        output_schema=None,
+        annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),
+    )
+    async def download_file(
+        path: Annotated[str, Field(description="File path; relative paths are in /workspace.")],
+        sandbox_id: SandboxId = "",
+    ) -> ToolResult:
+        who = caller()
+        sandbox = await sandbox_of(who, sandbox_id)
+        try:
+            with who.tags():
+                data = await executor.download_file(sandbox.key, path)
+        except ExecutorError as exc:
+            raise tool_error(exc) from None
+        size = len(data)
+        if size > TRANSFER_MAX_BYTES:
+            raise ToolError(
+                f"{path} is {size:,} bytes, more than fits one MCP message "
+                f"({TRANSFER_MAX_BYTES:,} bytes).\nHint: read text with read_file (offset, "
+                "line_count), or split it with execute_bash (split -b 400k FILE part_) and "
+                "download the parts."
+            )
+        mime = _mime(path, data)
+        caption = f"{path} ({size:,} bytes, {mime}) in sandbox {sandbox.sandbox_id}"
+        if mime.startswith("image/") and mime != "image/svg+xml":
+            image = ImageContent(
+                type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime
+            )
+            return ToolResult(content=[TextContent(type="text", text=caption), image])
+        text = _as_text(data)
+        if text is not None and len(text) <= limit:
+            return ToolResult(content=[TextContent(type="text", text=text)])
+        uri = resource_uri(sandbox.sandbox_id, path)
+        link = ResourceLink(
+            type="resource_link",
+            uri=uri,
+            name=path.rsplit("/", 1)[-1] or path,
+            mime_type=mime,
+            size=size,
+        )
+        note = f"{caption}: too large to show inline; read it with resources/read {uri}"
+        return ToolResult(content=[TextContent(type="text", text=note), link])
+
+    @mcp.tool(
+        description="List a directory in the sandbox: names, sizes (bytes) and modification "
+        "times (at most 500 entries).",
+        output_schema=None,
+        annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),
+    )
+    async def list_files(
+        path: Annotated[
+            str, Field(description="Directory in /workspace, /tools or /skills.")
+        ] = "/workspace",
+        recursive: Annotated[bool, Field(description="Include subdirectories' entries.")] = False,
+        sandbox_id: SandboxId = "",
+    ) -> ToolResult:
+        who = caller()
+        sandbox = await sandbox_of(who, sandbox_id)
+        try:
+            with who.tags():
+                entries = await executor.list_files(sandbox.key, path, recursive=recursive)
+        except ExecutorError as exc:
+            raise tool_error(exc) from None
+        listed = [
+            {
+                "path": e.path,
+                "name": e.name + ("/" if e.is_dir else ""),
+                "size": e.size,
+                "modified": datetime.fromtimestamp(e.modified, UTC).strftime("%Y-%m-%d %H:%M"),
+            }
+            for e in entries[:500]
+        ]
+        data: dict[str, Any] = {
+            "status": "ok",
+            "sandbox_id": sandbox.sandbox_id,
+            "path": path,
+            "entries": listed,
+        }
+        if len(entries) > 500:
+            data["note"] = f"{len(entries) - 500} more entries not shown."
+        return structured(data)
+
+    @mcp.tool(
+        description="List the Python tool modules in /tools: each function's signature and "
+        "summary. Use read_docstring for one function's full documentation, then import and "
+        "call it from run_python or execute_bash.",
+        output_schema=None,
+        annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),
+    )
+    async def list_tools() -> ToolResult:
+        caller()
+        try:
+            found = await executor.list_tools()
+        except ExecutorError as exc:
+            raise tool_error(exc) from None
+        return structured(
+            {"status": "ok", "tools": [f"{t.module}.{t.signature}  # {t.summary}" for t in found]}
+        )
+
+    @mcp.tool(
+        description="Read the full docstring of one function in /tools.",
+        output_schema=None,
+        annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),
+    )
+    async def read_docstring(
+        module_path: Annotated[str, Field(description='Dotted module path, e.g. "tools.example".')],
+        function_name: Annotated[str, Field(description='Function name, e.g. "greet".')],
+    ) -> ToolResult:
+        caller()
+        try:
+            doc = await executor.read_docstring(module_path, function_name)
+        except ExecutorError as exc:
+            raise tool_error(exc) from None
+        return structured({"status": "ok", "docstring": doc or "(no docstring)"})
+
+    @mcp.tool(
+        description="Make a new, empty sandbox (its own container and /workspace) and return "
+        "its sandbox_id; pass that id to the other tools to work in it. Its container starts "
+        "on first use.",
+        output_schema=None,
+        annotations=ToolAnnotations(openWorldHint=False),
+    )
+    async def create_sandbox(
+        title: Annotated[str, Field(description="A short name to recognise it by.")] = "",
+    ) -> ToolResult:
+        who = caller()
+        try:
+            made = await sandboxes.create(who.user, title)
+        except TooManySandboxes as exc:
+            raise tool_error(exc) from None
+        return structured({"status": "ok", "sandbox_id": made.sandbox_id, "title": made.title})
+
+    @mcp.tool(
+        description="List your sandboxes: the MCP ones (kind 'mcp', including 'default') and "
+        "your chats in the web UI (kind 'chat'; their ids work as sandbox_id, so you can work "
+        "in a chat's files), with title, created, last used and whether it is running now.",
+        output_schema=None,
+        annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),
+    )
+    async def list_sandboxes() -> ToolResult:
+        who = caller()
+        return structured({"status": "ok", "sandboxes": await sandboxes.list(who.user)})
+
+    @mcp.tool(
+        description="Stop and remove a sandbox's container. Its /workspace is kept (the next "
+        "call starts a fresh container with the same files) unless delete_workspace is true; "
+        "then the files are deleted and an MCP sandbox's id is forgotten.",
+        output_schema=None,
+        annotations=ToolAnnotations(destructiveHint=True, openWorldHint=False),
+    )
+    async def close_sandbox(
+        sandbox_id: Annotated[str, Field(description="The sandbox to close ('default' too).")],
+        delete_workspace: Annotated[
+            bool, Field(description="Also delete its files (cannot be undone).")
+        ] = False,
+    ) -> ToolResult:
+        who = caller()
+        try:
+            with who.tags():
+                closed = await sandboxes.close(who.user, sandbox_id.strip(), delete_workspace)
+        except (NoSuchSandbox, ExecutorError) as exc:
+            raise tool_error(exc) from None
+        return structured(
+            {
+                "status": "ok",
+                "sandbox_id": closed.sandbox_id,
+                "workspace_deleted": delete_workspace,
+            }
+        )
+
+    @mcp.resource(
+        URI_TEMPLATE,
+        name="sandbox_file",
+        description=(
+            "A file in a sandbox's /workspace (sandbox_id as in list_sandboxes; 'default' for "
+            f"the default sandbox). Files up to {TRANSFER_MAX_BYTES:,} bytes."
+        ),
+    )
+    async def sandbox_file(sandbox_id: str, path: str) -> ResourceResult:
+        who = caller()
+        try:
+            sandbox = await sandboxes.resolve(who.user, sandbox_id)
+            with who.tags():
+                data = await executor.download_file(sandbox.key, "/workspace/" + unquote(path))
+        except (NoSuchSandbox, ExecutorError) as exc:
+            raise ResourceError(str(tool_error(exc))) from None
+        if len(data) > TRANSFER_MAX_BYTES:
+            raise ResourceError(
+                f"{path} is {len(data):,} bytes, more than fits one MCP message "
+                f"({TRANSFER_MAX_BYTES:,} bytes); split it with execute_bash."
+            )
+        mime = _mime(path, data)
+        text = _as_text(data)
+        if text is not None and len(_json_str(text)) <= RESULT_BUDGET_BYTES:
+            return ResourceResult([ResourceContent(text, mime_type=mime)])
+        return ResourceResult([ResourceContent(data, mime_type=mime)])
+
+    return mcp
+
+
+def _json_str(text: str) -> bytes:
+    return json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass")
