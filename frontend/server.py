@@ -11,28 +11,61 @@ audit log serve the browser and MCP clients alike.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from agent.service import ChatService
+from mcp_server import (
+    DB_NAME,
+    Sandboxes,
+    SandboxStore,
+    ServiceChats,
+    TokenStore,
+    build_http_app,
+    build_mcp,
+    ensure_token,
+    first_run_banner,
+    mount_mcp,
+)
 from settings import ConfigError, Settings, load_settings
 
 from .app import CSS, build_app
 from .exposure import check_exposure, exposed_without_login
 from .login import LoginLayer, uvicorn_proxy_options
+from .users import LOCAL_USER
 
 logger = logging.getLogger(__name__)
 
-Lifespan = Callable[[Any], contextlib.AbstractAsyncContextManager[None]]
+
+def public_url(settings: Settings) -> str:
+    """Where people reach the app (APP_PUBLIC_URL behind a proxy), for printed links."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def build_mcp_app(settings: Settings, service: ChatService, tokens: TokenStore) -> Any:
+    """The MCP endpoint over the chat service's executor (same sandboxes, limits and audit)."""
+    sandboxes = Sandboxes(
+        SandboxStore(settings.data_dir / DB_NAME), service.executor, ServiceChats(service)
+    )
+    mcp = build_mcp(
+        service.executor,
+        tokens,
+        sandboxes,
+        output_limit_chars=settings.tool_output_limit_chars,
+    )
+    extra = [urlsplit(settings.public_url).hostname or ""] if settings.public_url else []
+    return build_http_app(mcp, host=settings.host, extra_hosts=[h for h in extra if h])
 
 
 def build_server(
@@ -40,17 +73,14 @@ def build_server(
     service: ChatService,
     login: LoginLayer,
     *,
-    mcp_app: Any = None,
-    mcp_lifespan: Lifespan | None = None,
+    tokens: TokenStore | None = None,
 ) -> FastAPI:
     """The whole app; serve it with uvicorn (see `main`)."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
-            if mcp_lifespan is not None:  # else every MCP call fails: task group not started
-                await stack.enter_async_context(mcp_lifespan(app))
-            yield
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await service.close()  # here, not after uvicorn.run: a SIGTERM never returns there
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -58,14 +88,9 @@ def build_server(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    if mcp_app is not None:
-
-        @app.api_route("/mcp", methods=["GET", "POST", "DELETE"], include_in_schema=False)
-        async def mcp_slash() -> RedirectResponse:
-            return RedirectResponse("/mcp/", status_code=307)
-
-        app.mount("/mcp", mcp_app)  # before Gradio: the mount at "/" would catch it
-
+    tokens = tokens or TokenStore(settings.data_dir / DB_NAME)
+    service.mcp_tokens = tokens  # the agent's MCP mode signs its calls with them
+    mount_mcp(app, build_mcp_app(settings, service, tokens))  # before Gradio's "/" mount
     demo = build_app(
         service,
         settings,
@@ -103,18 +128,19 @@ def main() -> int:
     login = LoginLayer.from_settings(
         settings, audit=service.executor.audit, public_prefixes=("/mcp",)
     )
-    app = build_server(settings, service, login)
-    logger.info("model: %s; open http://%s:%d", service.model.name, settings.host, settings.port)
-    try:
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            **uvicorn_proxy_options(settings),
-        )
-    finally:
-        asyncio.run(service.close())
+    tokens = TokenStore(settings.data_dir / DB_NAME)
+    app = build_server(settings, service, login, tokens=tokens)
+    url = public_url(settings)
+    if not login.required and (token := ensure_token(tokens, LOCAL_USER)):
+        print(first_run_banner(f"{url}/mcp/", token), flush=True)  # noqa: T201 - once, like Jupyter
+    logger.info("model: %s; open %s (MCP endpoint %s/mcp/)", service.model.name, url, url)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        **uvicorn_proxy_options(settings),
+    )
     return 0
 
 
