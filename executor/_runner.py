@@ -23,6 +23,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import selectors
 import signal
 import struct
@@ -154,7 +155,9 @@ class Runner:
 
     def kill_leftovers(self):
         """SIGKILL every process of the sandbox user but this runner and the kernel."""
-        keep = {os.getpid(), self.kernel.pid if self.kernel else -1}
+        # PID 1 too: under Kubernetes it is the sandbox user's, and no signal from inside its
+        # pid namespace can kill it, so counting it would make every sweep run to the end.
+        keep = {1, os.getpid(), self.kernel.pid if self.kernel else -1}
         for _ in range(12):
             killed = 0
             for name in os.listdir("/proc"):
@@ -386,6 +389,24 @@ class Runner:
                     break
 
 
+def apply_rlimits():
+    """Limits the engine could not set on the container (Kubernetes has no ulimits), given as
+    SANDBOX_RLIMITS="fsize=N,nofile=N,core=0": set on this runner, so every command and the
+    kernel it starts inherit them (soft = hard, so sandbox code cannot raise them). Absent
+    under Docker, whose ulimits already apply to every process."""
+    for item in filter(None, os.environ.pop("SANDBOX_RLIMITS", "").split(",")):
+        name, _, value = item.partition("=")
+        try:
+            which = getattr(resource, "RLIMIT_" + name.strip().upper())
+            _, hard = resource.getrlimit(which)
+            limit = int(value)
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            resource.setrlimit(which, (limit, limit))
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def not_dumpable():
     """Same-uid sandbox code may kill this process, but not ptrace it or open its pipes."""
     try:
@@ -400,4 +421,5 @@ if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-big file write fails, not the runner
     not_dumpable()
+    apply_rlimits()
     Runner().serve()

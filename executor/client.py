@@ -94,7 +94,7 @@ class DockerExecutionClient:
             options: dict[str, Any] = {"max_connections": spec.max_concurrency}
             if docker_client is not None:
                 options["client"] = docker_client
-            engine = make_engine(spec.engine, **options)
+            engine = make_engine(spec.engine, spec=spec, **options)
         self.engine = engine
         self._manager = SandboxManager(
             engine,

@@ -9,6 +9,7 @@
       ensure_volume / remove_volume / list_volumes    the per-session workspaces
       open_exec(ref, argv, stdin)     an ExecChannel: one process inside, streaming both ways
       exec_detached(ref, argv)        fire and forget (the kill-all), never blocks on output
+      claim(ref, labels)              take a warm-pool member for a session (default: yes)
 
     ExecChannel (one running exec; used by one thread at a time)
       wait(timeout, write)            (readable, writable), honouring bytes already buffered
@@ -172,6 +173,12 @@ class Engine(ABC):
     @abstractmethod
     def exec_detached(self, ref: str, argv: list[str]) -> None:
         """Start `argv` as the sandbox user and return at once (output discarded)."""
+
+    def claim(self, ref: str, labels: dict[str, str]) -> bool:
+        """Take the warm-pool member `ref` for the session `labels` describe. Engines shared by
+        several app processes make this atomic (Kubernetes: a label patch carrying the pod's
+        resourceVersion), so exactly one process wins; False = taken by another, or gone."""
+        return True
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (idempotent)."""

@@ -1,0 +1,754 @@
+"""The Kubernetes engine: the only module that talks to the official `kubernetes` client.
+
+One session is one Pod (built by `_k8s_objects.py`) on one PVC for /workspace; one deny-all
+NetworkPolicy selects every sandbox pod. Stop deletes the pod and keeps the PVC; start makes a
+new pod on the same PVC. Pod and PVC names are DNS-1123 forms of the executor's names (the
+executor's own name and the labels Kubernetes cannot hold travel in annotations), so what an
+earlier process left is found by name or by labels.
+
+Every kubernetes, urllib3, websocket and socket exception is translated here, in `_translated`,
+into the executor's error tree: an API server that does not answer within about a second is
+`SandboxUnavailableError`, 404 `ContainerNotFoundError`, 409 `ContainerConflictError`.
+
+Exec goes over the API server's websocket (`kubernetes.stream.stream`, channel protocol v5 or
+v4). `KubernetesExecChannel` reads the websocket's frames itself, a bounded number per call
+(the client's own `update()` loops for as long as frames keep coming, so a flood would never let
+a deadline be checked), honours bytes a TLS socket already decrypted, and bounds every write
+with a socket timeout: a pod that stops reading its stdin costs a few seconds, never a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import urllib3
+import websocket
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import stream as k8s_stream
+from kubernetes.stream.ws_client import V5_CHANNEL_PROTOCOL, WSClient
+
+from settings import ExecutorSettings
+
+from ..errors import (
+    ContainerConflictError,
+    ContainerNotFoundError,
+    EngineError,
+    ImageNotFoundError,
+    SandboxUnavailableError,
+)
+from . import _k8s_objects as objects
+from .base import (
+    ChannelClosed,
+    ContainerInfo,
+    ContainerRequest,
+    Engine,
+    Event,
+    ExecChannel,
+    VolumeInfo,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_REQUEST_TIMEOUT = (1.0, 30.0)  # (connect, read) seconds of every API call
+_PING_TIMEOUT = (1.0, 2.0)
+_EXEC_CONNECT_TIMEOUT_S = 10.0  # the exec handshake goes API server -> kubelet -> runtime
+_IO_TIMEOUT_S = 5.0  # a write to (or a half-arrived frame from) an exec gives up after this
+_DELETE_WAIT_S = 60.0
+_DETACHED_WAIT_S = 1.0
+_STDIN_FRAME = 32 * 1024
+_READ_BUDGET = 1 << 20  # bytes one read() takes before returning to its caller
+_CLOSE_CHANNEL = 255
+_IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+_START_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+_HANDSHAKE_STATUS = re.compile(r"Handshake status (\d{3})")
+_UNREACHABLE_HINT = (
+    "Is the cluster up? In a pod, the service account must be mounted; elsewhere KUBECONFIG "
+    "(and EXECUTOR_K8S_CONTEXT) must name a cluster this user may reach."
+)
+_RBAC_HINT = (
+    "the app's service account needs the Role in deploy/kubernetes/rbac.yaml in namespace {ns}"
+)
+
+
+def _status_of(exc: ApiException) -> int:
+    """The HTTP status of a failed call; exec handshakes report theirs only in the message."""
+    if exc.status:
+        return int(exc.status)
+    code = getattr(exc.__context__, "status_code", None)
+    if isinstance(code, int):
+        return code
+    match = _HANDSHAKE_STATUS.search(str(exc.reason or ""))
+    return int(match.group(1)) if match else 0
+
+
+def _message_of(exc: ApiException) -> str:
+    """The API server's own explanation (a Status object's message), else the reason."""
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        body = json.loads(exc.body or "")
+        if isinstance(body, dict) and body.get("message"):
+            return str(body["message"])
+    return str(exc.reason or exc).split(" -+-+- ")[0]
+
+
+@contextlib.contextmanager
+def _translated(
+    what: str, *, namespace: str = "", not_running: tuple[int, ...] = ()
+) -> Iterator[None]:
+    """Turn any Kubernetes-side failure inside the block into the executor's own error."""
+    try:
+        yield
+    except ApiException as exc:
+        status = _status_of(exc)
+        message = _message_of(exc)
+        if status == 0:
+            raise SandboxUnavailableError(
+                f"cannot reach the Kubernetes API server ({message}). {_UNREACHABLE_HINT}"
+            ) from exc
+        if status == 404:
+            raise ContainerNotFoundError(f"{what}: {message}") from exc
+        if status == 409 or status in not_running:
+            raise ContainerConflictError(f"{what}: {message}") from exc
+        if status in (401, 403):
+            hint = _RBAC_HINT.format(ns=namespace or "?")
+            raise EngineError(f"{what}: {message} ({hint})") from exc
+        raise EngineError(f"{what}: HTTP {status}: {message}") from exc
+    except k8s_config.ConfigException as exc:
+        raise SandboxUnavailableError(
+            f"no Kubernetes configuration ({exc}). {_UNREACHABLE_HINT}"
+        ) from exc
+    except (urllib3.exceptions.HTTPError, websocket.WebSocketException, OSError) as exc:
+        raise SandboxUnavailableError(
+            f"cannot reach the Kubernetes API server ({type(exc).__name__}: {exc}). "
+            f"{_UNREACHABLE_HINT}"
+        ) from exc
+
+
+def load_configuration(context: str = "") -> k8s.Configuration:
+    """In-cluster configuration (the pod's service account), else the kubeconfig KUBECONFIG
+    names, with `context` or its current context."""
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config(context=context or None, client_configuration=configuration)
+    return configuration
+
+
+def _bounded(fn: Callable[[], T], timeout_s: float, on_late: Callable[[T], None]) -> T:
+    """fn() in a helper thread, given up after timeout_s (TimeoutError); a result that arrives
+    later goes to on_late. The websocket client has no connect timeout of its own."""
+    box: dict[str, Any] = {}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            value = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            box["error"] = exc
+        else:
+            with lock:
+                late = box.get("abandoned", False)
+                box["value"] = value
+            if late:
+                on_late(value)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="k8s-exec-connect", daemon=True).start()
+    if not done.wait(timeout_s):
+        with lock:
+            box["abandoned"] = True
+            finished = "value" in box
+        if not finished:
+            raise TimeoutError(f"no answer within {timeout_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _close_quietly(client: WSClient) -> None:
+    with contextlib.suppress(websocket.WebSocketException, OSError, ssl.SSLError):
+        client.close()
+
+
+class KubernetesExecChannel(ExecChannel):
+    """One exec's websocket: channels 1/2 are output, 3 the exit status, 0 stdin."""
+
+    def __init__(self, client: WSClient, *, io_timeout_s: float = _IO_TIMEOUT_S) -> None:
+        self._client = client
+        self._ws: websocket.WebSocket = client.sock
+        self._sock: socket.socket = self._ws.sock
+        self._sock.settimeout(io_timeout_s)
+        self._io_timeout_s = io_timeout_s
+        self._tls = isinstance(self._sock, ssl.SSLSocket)
+        self._v5 = client.subprotocol == V5_CHANNEL_PROTOCOL
+        self._poll = select.poll()
+        self._poll.register(self._sock, select.POLLIN)
+        self._polling_write = False
+        self._status = bytearray()
+        self._early: list[Event] = []
+        self._eof = False
+        self._closed = False
+        self.failure: str | None = None  # the exec could not run (not an exit code)
+        # Nothing reads through the client's own buffers, but should anything have, keep it.
+        for stream, data in list(getattr(client, "_channels", {}).items()):
+            if stream in (1, 2) and data:
+                self._early.append((stream, bytes(data)))
+            elif stream == 3:
+                self._status += data
+        getattr(client, "_channels", {}).clear()
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def _buffered(self) -> bool:
+        return bool(self._early) or self._eof or (self._tls and self._sock.pending() > 0)
+
+    def _poll_events(self, timeout_s: float, write: bool) -> int:
+        if write != self._polling_write:
+            mask = select.POLLIN | (select.POLLOUT if write else 0)
+            with contextlib.suppress(OSError, ValueError):
+                self._poll.modify(self._sock, mask)
+            self._polling_write = write
+        try:
+            found = self._poll.poll(max(0.0, timeout_s) * 1000)
+        except (OSError, ValueError):  # closed under us
+            return select.POLLHUP
+        events = 0
+        for _, mask in found:
+            events |= mask
+        return events
+
+    def wait(self, timeout: float, *, write: bool = False) -> tuple[bool, bool]:
+        if self._closed:
+            return True, False
+        if self._buffered():
+            writable = write and bool(self._poll_events(0, True) & select.POLLOUT)
+            return True, writable
+        events = self._poll_events(timeout, write)
+        readable = bool(
+            events & (select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLNVAL)
+        )
+        return readable, bool(events & select.POLLOUT)
+
+    def _frame_waiting(self) -> bool:
+        if self._tls and self._sock.pending() > 0:
+            return True
+        return bool(self._poll_events(0, False))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self) -> list[Event] | None:
+        events, self._early = self._early, []
+        budget = _READ_BUDGET
+        while not self._eof and budget > 0 and self._frame_waiting():
+            try:
+                opcode, frame = self._ws.recv_data_frame(True)
+            except (websocket.WebSocketException, OSError, ssl.SSLError, ValueError):
+                self._eof = True  # closed, reset, or a frame that stopped half-way
+                break
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self._eof = True
+                break
+            if opcode not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT):
+                continue  # ping / pong
+            data = frame.data
+            if not data:
+                continue
+            stream = data[0]
+            if stream in (1, 2):
+                if len(data) > 1:
+                    events.append((stream, bytes(data[1:])))
+                    budget -= len(data) - 1
+            elif stream == 3:
+                self._status += data[1:]
+            # 0 (an echo of stdin's opening frame) and 255 (v5: a channel closed) carry nothing
+        if self._eof and not events:
+            return None
+        return events
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def send(self, data: bytes | memoryview) -> int:
+        if self._eof or self._closed:
+            raise ChannelClosed("the exec has ended")
+        chunk = bytes(data[:_STDIN_FRAME])
+        try:
+            self._client.write_stdin(chunk)
+        except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
+            self._eof = True  # a frame may be half-written: this stream is done
+            raise ChannelClosed(
+                f"the sandbox stopped reading its input (nothing taken for "
+                f"{self._io_timeout_s:g} s)"
+            ) from exc
+        except (websocket.WebSocketException, OSError, ssl.SSLError) as exc:
+            self._eof = True
+            raise ChannelClosed(str(exc)) from exc
+        return len(chunk)
+
+    def close_stdin(self) -> bool:
+        if not self._v5:  # v4 has no half-close; framed input does not need one
+            return False
+        with contextlib.suppress(websocket.WebSocketException, OSError, ssl.SSLError):
+            self._client.close_channel(0)
+        return True
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def exit_code(self) -> int | None:
+        deadline = time.monotonic() + 2.0
+        while not self._eof and time.monotonic() < deadline:  # the status comes just before EOF
+            readable, _ = self.wait(0.05)
+            if readable:
+                self.read()
+        return self._parse_status()
+
+    def _parse_status(self) -> int | None:
+        if not self._status:
+            return None
+        try:
+            status = json.loads(bytes(self._status))
+        except ValueError:
+            return None
+        if status.get("status") == "Success":
+            return 0
+        for cause in (status.get("details") or {}).get("causes") or []:
+            if cause.get("reason") == "ExitCode":
+                with contextlib.suppress(TypeError, ValueError):
+                    return int(cause.get("message"))
+        self.failure = str(status.get("message") or status.get("reason") or "exec failed")
+        return None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._sock.settimeout(0.2)  # a close frame must not wait on a full socket
+        _close_quietly(self._client)
+
+
+class KubernetesEngine(Engine):
+    """Sandboxes as pods in one namespace of the cluster the configuration names."""
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        spec: ExecutorSettings | None = None,
+        *,
+        configuration: k8s.Configuration | None = None,
+        max_connections: int = 64,
+    ) -> None:
+        self.spec = spec or ExecutorSettings()
+        self.options = objects.KubeOptions.from_settings(self.spec)
+        self.namespace = self.options.namespace
+        self._configuration = configuration
+        self._max_connections = max_connections
+        self._api_client: k8s.ApiClient | None = None
+        self._lock = threading.Lock()
+        self._policy_ready = False
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _translated(self, what: str, **kwargs: Any) -> contextlib.AbstractContextManager[None]:
+        return _translated(what, namespace=self.namespace, **kwargs)
+
+    @property
+    def api_client(self) -> k8s.ApiClient:
+        """The API client, made on first use (in-cluster config, else kubeconfig)."""
+        if self._api_client is None:
+            with self._lock:
+                if self._api_client is None:
+                    with self._translated("configure"):
+                        configuration = self._configuration or load_configuration(
+                            self.spec.k8s_context
+                        )
+                    # Refused or unanswered connections fail at once instead of being retried.
+                    configuration.retries = urllib3.Retry(total=1, connect=0, backoff_factor=0)
+                    configuration.connection_pool_maxsize = self._max_connections
+                    self._api_client = k8s.ApiClient(configuration)
+        return self._api_client
+
+    @property
+    def core(self) -> k8s.CoreV1Api:
+        return k8s.CoreV1Api(self.api_client)
+
+    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """One API call, its JSON answer as a dict (no model classes: less to go wrong)."""
+        kwargs.setdefault("_request_timeout", _REQUEST_TIMEOUT)
+        response = method(*args, _preload_content=False, **kwargs)
+        data = response.data
+        return json.loads(data) if data else {}
+
+    def _read_pod(self, name: str) -> dict[str, Any] | None:
+        try:
+            with self._translated(f"read pod {name}"):
+                return self._call(self.core.read_namespaced_pod, name, self.namespace)
+        except ContainerNotFoundError:
+            return None
+
+    def _read_pvc(self, name: str) -> dict[str, Any] | None:
+        try:
+            with self._translated(f"read volume {name}"):
+                return self._call(
+                    self.core.read_namespaced_persistent_volume_claim, name, self.namespace
+                )
+        except ContainerNotFoundError:
+            return None
+
+    @staticmethod
+    def _selector(labels: dict[str, str]) -> tuple[str, dict[str, str]]:
+        """A label selector for what Kubernetes holds as labels; the rest is checked here."""
+        kept, _ = objects.split_labels(labels)
+        rest = {k: v for k, v in labels.items() if k not in kept}
+        return ",".join(f"{k}={v}" for k, v in sorted(kept.items())), rest
+
+    # -- the platform ----------------------------------------------------------------------
+
+    def ping(self) -> None:
+        try:
+            with self._translated("ping"):
+                self._call(k8s.VersionApi(self.api_client).get_code, _request_timeout=_PING_TIMEOUT)
+        except EngineError as exc:  # it answers, but not as an API server this user may use
+            raise SandboxUnavailableError(f"the Kubernetes API server refused: {exc}") from exc
+
+    def version(self) -> str:
+        with self._translated("version"):
+            info = self._call(k8s.VersionApi(self.api_client).get_code)
+        return f"Kubernetes {info.get('gitVersion', '?')} (namespace {self.namespace})"
+
+    def image_id(self, image: str) -> str:
+        """The image reference itself: the API cannot look into registries. A changed
+        EXECUTOR_IMAGE_NAME recreates sandboxes; a re-pushed tag does not (use new tags)."""
+        return image
+
+    # -- pods ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _info(pod: dict[str, Any]) -> ContainerInfo:
+        meta = pod.get("metadata") or {}
+        status = pod.get("status") or {}
+        phase = status.get("phase") or "Pending"
+        container = next(iter(status.get("containerStatuses") or []), {})
+        state = container.get("state") or {}
+        deleting = bool(meta.get("deletionTimestamp"))
+        running = phase == "Running" and "running" in state and not deleting
+        word = "Terminating" if deleting else phase
+        waiting = (state.get("waiting") or {}).get("reason")
+        if waiting:
+            word = f"{word} ({waiting})"
+        image = next(iter((pod.get("spec") or {}).get("containers") or []), {}).get("image", "")
+        return ContainerInfo(
+            id=meta.get("name", ""),
+            name=objects.executor_name(meta),
+            running=running,
+            paused=False,
+            image_id=image,
+            labels=objects.executor_labels(meta),
+            status=word,
+        )
+
+    def inspect(self, ref: str) -> ContainerInfo | None:
+        pod = self._read_pod(objects.dns_name(ref))
+        return None if pod is None else self._info(pod)
+
+    def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        selector, rest = self._selector(labels)
+        with self._translated("list pods"):
+            found = self._call(
+                self.core.list_namespaced_pod, self.namespace, label_selector=selector
+            )
+        infos = [self._info(pod) for pod in found.get("items") or []]
+        return [i for i in infos if all(i.labels.get(k) == v for k, v in rest.items())]
+
+    def _ensure_network_policy(self) -> None:
+        """The deny-all policy of sandbox pods, made once per namespace."""
+        if self._policy_ready:
+            return
+        networking = k8s.NetworkingV1Api(self.api_client)
+        body = objects.network_policy(self.namespace)
+        try:
+            with self._translated("read network policy"):
+                self._call(
+                    networking.read_namespaced_network_policy,
+                    objects.NETWORK_POLICY,
+                    self.namespace,
+                )
+        except ContainerNotFoundError:
+            with (
+                contextlib.suppress(ContainerConflictError),
+                self._translated("create network policy"),
+            ):
+                self._call(networking.create_namespaced_network_policy, self.namespace, body)
+        self._policy_ready = True
+
+    def create(self, request: ContainerRequest) -> str:
+        if request.spec.network_mode == "none":
+            self._ensure_network_policy()
+        else:
+            logger.warning(
+                "network_mode=%s: sandbox pods are not selected by the deny-all policy",
+                request.spec.network_mode,
+            )
+        self.ensure_volume(request.volume, request.labels, request.spec.workspace_quota_bytes)
+        body = objects.pod(request, self.options)
+        name = body["metadata"]["name"]
+        with self._translated(f"create {request.name}"):
+            self._call(self.core.create_namespaced_pod, self.namespace, body)
+        try:
+            self._wait_running(name, request.spec.k8s_start_timeout_s)
+        except (EngineError, ImageNotFoundError):
+            self.remove(name)  # a pod that will not run must not be left behind
+            raise
+        return name
+
+    def _wait_running(self, name: str, timeout_s: float) -> None:
+        """Until the pod runs; ImageNotFoundError / EngineError when it cannot."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.02
+        last = "Pending"
+        while True:
+            pod = self._read_pod(name)
+            if pod is None:
+                raise ContainerNotFoundError(f"pod {name} disappeared while starting")
+            info = self._info(pod)
+            if info.running:
+                return
+            problem = self._start_problem(pod)
+            if problem is not None:
+                raise problem
+            last = info.status + self._scheduling_note(pod)
+            if time.monotonic() >= deadline:
+                raise EngineError(
+                    f"pod {name} did not start within {timeout_s:g} s (last seen: {last}); "
+                    "raise EXECUTOR_K8S_START_TIMEOUT_S if image pulls are slow"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    @staticmethod
+    def _start_problem(pod: dict[str, Any]) -> Exception | None:
+        status = pod.get("status") or {}
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return ContainerConflictError("the pod is being deleted")
+        if status.get("phase") in ("Succeeded", "Failed"):
+            reason = status.get("reason") or status.get("message") or status.get("phase")
+            return EngineError(f"the sandbox pod ended at once ({reason})")
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            message = waiting.get("message") or ""
+            if reason in _IMAGE_ERRORS:
+                return ImageNotFoundError(
+                    f"the cluster cannot pull the sandbox image ({reason}: {message}); build it "
+                    "with `python -m executor.image build --bake`, push it, and set "
+                    "EXECUTOR_IMAGE_NAME (docs/kubernetes.md)"
+                )
+            if reason in _START_ERRORS:
+                return EngineError(f"the sandbox container cannot start ({reason}: {message})")
+        return None
+
+    @staticmethod
+    def _scheduling_note(pod: dict[str, Any]) -> str:
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                return f", not scheduled: {condition.get('message') or condition.get('reason')}"
+        return ""
+
+    def start(self, ref: str) -> None:
+        name = objects.dns_name(ref)
+        pod = self._read_pod(name)
+        if pod is None:
+            raise ContainerNotFoundError(f"start {ref}: no such pod")
+        info = self._info(pod)
+        if info.running:
+            return
+        ended = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if not ended and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            self._wait_running(name, self.spec.k8s_start_timeout_s)  # still starting
+            return
+        body = objects.respawn(pod)  # pods cannot restart: a new one on the same PVC
+        self._delete_pod(name, grace_s=1)
+        with self._translated(f"start {ref}"):
+            self._call(self.core.create_namespaced_pod, self.namespace, body)
+        self._wait_running(name, self.spec.k8s_start_timeout_s)
+
+    def _delete_pod(self, name: str, *, grace_s: int) -> None:
+        """Delete the pod and wait until it is gone (so its name and PVC are free again)."""
+        try:
+            with self._translated(f"delete pod {name}"):
+                gone = self._call(
+                    self.core.delete_namespaced_pod,
+                    name,
+                    self.namespace,
+                    grace_period_seconds=max(1, grace_s),
+                )
+        except ContainerNotFoundError:
+            return
+        uid = (gone.get("metadata") or {}).get("uid")
+        deadline = time.monotonic() + grace_s + _DELETE_WAIT_S
+        delay = 0.02
+        while time.monotonic() < deadline:
+            pod = self._read_pod(name)
+            if pod is None or (pod.get("metadata") or {}).get("uid") != uid:
+                return
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+        logger.warning("pod %s still terminating after %.0f s", name, _DELETE_WAIT_S)
+
+    def stop(self, ref: str, timeout_s: float = 1.0) -> None:
+        """Delete the pod, keep its PVC: `start` or `create` makes a new pod on it."""
+        name = objects.dns_name(ref)
+        if self._read_pod(name) is None:
+            raise ContainerNotFoundError(f"stop {ref}: no such pod")
+        self._delete_pod(name, grace_s=int(timeout_s))
+
+    def kill(self, ref: str) -> None:
+        self._delete_pod(objects.dns_name(ref), grace_s=1)
+
+    def remove(self, ref: str) -> None:
+        self._delete_pod(objects.dns_name(ref), grace_s=1)
+
+    def claim(self, ref: str, labels: dict[str, str]) -> bool:
+        """Relabel a ready pool pod (and its PVC) as a session's, with the pod's resourceVersion
+        in the patch: of several app replicas claiming it, exactly one succeeds."""
+        name = objects.dns_name(ref)
+        pod = self._read_pod(name)
+        if pod is None or not self._info(pod).running:
+            return False
+        meta = pod.get("metadata") or {}
+        patch = objects.label_patch(meta, labels, meta.get("resourceVersion"))
+        try:
+            with self._translated(f"claim {ref}"):
+                self._call(self.core.patch_namespaced_pod, name, self.namespace, patch)
+        except (ContainerConflictError, ContainerNotFoundError):
+            return False  # another replica took it (or it went away) first
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim_name:
+                self._relabel_pvc(claim_name, labels)
+        return True
+
+    def _relabel_pvc(self, name: str, labels: dict[str, str]) -> None:
+        pvc = self._read_pvc(name)
+        if pvc is None:
+            return
+        patch = objects.label_patch(pvc.get("metadata") or {}, labels, None)
+        with self._translated(f"relabel volume {name}"):
+            self._call(
+                self.core.patch_namespaced_persistent_volume_claim, name, self.namespace, patch
+            )
+
+    # -- volumes ---------------------------------------------------------------------------
+
+    def ensure_volume(self, name: str, labels: dict[str, str], size_bytes: int) -> None:
+        pvc_name = objects.dns_name(name)
+        existing = self._read_pvc(pvc_name)
+        if existing is not None and (existing.get("metadata") or {}).get("deletionTimestamp"):
+            self._wait_pvc_gone(pvc_name)  # removed a moment ago: make it anew
+            existing = None
+        if existing is not None:
+            return
+        body = objects.pvc(name, labels, self.options, size_bytes)
+        with contextlib.suppress(ContainerConflictError), self._translated(f"volume {name}"):
+            self._call(self.core.create_namespaced_persistent_volume_claim, self.namespace, body)
+
+    def _wait_pvc_gone(self, name: str) -> None:
+        deadline = time.monotonic() + _DELETE_WAIT_S
+        while time.monotonic() < deadline and self._read_pvc(name) is not None:
+            time.sleep(0.1)
+
+    def remove_volume(self, name: str) -> None:
+        with contextlib.suppress(ContainerNotFoundError), self._translated(f"remove volume {name}"):
+            self._call(
+                self.core.delete_namespaced_persistent_volume_claim,
+                objects.dns_name(name),
+                self.namespace,
+            )
+
+    def list_volumes(self, labels: dict[str, str]) -> list[VolumeInfo]:
+        selector, rest = self._selector(labels)
+        with self._translated("list volumes"):
+            found = self._call(
+                self.core.list_namespaced_persistent_volume_claim,
+                self.namespace,
+                label_selector=selector,
+            )
+        volumes = []
+        for pvc in found.get("items") or []:
+            meta = pvc.get("metadata") or {}
+            if meta.get("deletionTimestamp"):
+                continue
+            volume_labels = objects.executor_labels(meta)
+            if all(volume_labels.get(k) == v for k, v in rest.items()):
+                volumes.append(VolumeInfo(objects.executor_name(meta), volume_labels))
+        return volumes
+
+    # -- exec ------------------------------------------------------------------------------
+
+    def open_exec(self, ref: str, argv: list[str], *, stdin: bool) -> KubernetesExecChannel:
+        """`argv` in the pod's container: as uid 1000 in /workspace (the pod's own user and
+        working directory; exec cannot choose either)."""
+        name = objects.dns_name(ref)
+
+        def connect() -> WSClient:
+            return k8s_stream(
+                self.core.connect_get_namespaced_pod_exec,
+                name,
+                self.namespace,
+                container=objects.CONTAINER,
+                command=argv,
+                stdin=stdin,
+                stdout=True,
+                stderr=True,
+                tty=False,
+                _preload_content=False,
+                binary=True,
+            )
+
+        # 400: the pod exists but its container does not run (starting, ended, deleting).
+        with self._translated(f"exec in {ref}", not_running=(400,)):
+            client = _bounded(connect, _EXEC_CONNECT_TIMEOUT_S, _close_quietly)
+        return KubernetesExecChannel(client)
+
+    def exec_detached(self, ref: str, argv: list[str]) -> None:
+        """Run `argv` to completion on its own stream in a background thread. Waits a moment
+        for it (the kill-all takes milliseconds), so a failure to start it is raised here."""
+        channel = self.open_exec(ref, argv, stdin=False)
+        done = threading.Event()
+
+        def drain() -> None:
+            deadline = time.monotonic() + 60
+            try:
+                while time.monotonic() < deadline:
+                    readable, _ = channel.wait(0.5)
+                    if readable and channel.read() is None:
+                        channel.exit_code()
+                        break
+            finally:
+                channel.close()
+                done.set()
+
+        threading.Thread(target=drain, name="k8s-exec-detached", daemon=True).start()
+        if done.wait(_DETACHED_WAIT_S) and channel.failure:
+            raise EngineError(f"exec in {ref} could not run: {channel.failure}")
+
+    def close(self) -> None:
+        if self._api_client is not None:
+            with contextlib.suppress(OSError):
+                self._api_client.close()
