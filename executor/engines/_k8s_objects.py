@@ -44,6 +44,8 @@ NETWORK_POLICY = "mcp-code-executor-sandbox-deny-all"
 NAME_ANNOTATION = "mcp-code-executor.name"
 # Labels whose values Kubernetes cannot hold as labels (e.g. the executor key), as JSON.
 LABELS_ANNOTATION = "mcp-code-executor.labels"
+# Set on a warm-pool pod by the claim that took it: a pod is claimed once, ever.
+CLAIMED_ANNOTATION = "mcp-code-executor.claimed"
 RLIMITS_VARIABLE = "SANDBOX_RLIMITS"
 # The root filesystem is read-only and every emptyDir is memory-backed: only the container log
 # (PID 1 writes nothing) uses node disk.
@@ -309,7 +311,7 @@ def respawn(live: dict[str, Any]) -> dict[str, Any]:
             "annotations": {
                 k: v
                 for k, v in (meta.get("annotations") or {}).items()
-                if k in (NAME_ANNOTATION, LABELS_ANNOTATION)
+                if k in (NAME_ANNOTATION, LABELS_ANNOTATION, CLAIMED_ANNOTATION)
             },
         },
         "spec": body_spec,
@@ -350,21 +352,27 @@ def network_policy(namespace: str) -> dict[str, Any]:
     }
 
 
-def label_patch(
-    current: dict[str, Any], labels: dict[str, str], resource_version: str | None
-) -> dict[str, Any]:
+def label_patch(current: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
     """A merge patch that makes an object's executor labels exactly `labels` (engine-owned
-    labels stay); with `resource_version`, the API server applies it only to that version."""
+    labels stay)."""
     kept, annotations = split_labels(labels)
     old = current.get("labels") or {}
     patch_labels: dict[str, str | None] = {
         k: None for k in old if k not in kept and k != SANDBOX_LABEL
     }
     patch_labels.update(kept)
-    metadata: dict[str, Any] = {
-        "labels": patch_labels,
-        "annotations": {LABELS_ANNOTATION: annotations.get(LABELS_ANNOTATION)},
+    return {
+        "metadata": {
+            "labels": patch_labels,
+            "annotations": {LABELS_ANNOTATION: annotations.get(LABELS_ANNOTATION)},
+        }
     }
-    if resource_version is not None:
-        metadata["resourceVersion"] = resource_version
-    return {"metadata": metadata}
+
+
+def claim_patch(current: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """The label patch of a pool claim, marked claimed, carrying the resourceVersion it was
+    read at: the API server applies it only if nobody changed the pod since (else 409)."""
+    patch = label_patch(current, labels)
+    patch["metadata"]["annotations"][CLAIMED_ANNOTATION] = "true"
+    patch["metadata"]["resourceVersion"] = current.get("resourceVersion")
+    return patch

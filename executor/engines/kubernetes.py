@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import select
 import socket
@@ -64,7 +65,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _REQUEST_TIMEOUT = (1.0, 30.0)  # (connect, read) seconds of every API call
-_PING_TIMEOUT = (1.0, 2.0)
+_PING_TIMEOUT = (1.0, 1.0)
 _EXEC_CONNECT_TIMEOUT_S = 10.0  # the exec handshake goes API server -> kubelet -> runtime
 _IO_TIMEOUT_S = 5.0  # a write to (or a half-arrived frame from) an exec gives up after this
 _DELETE_WAIT_S = 60.0
@@ -144,7 +145,12 @@ def load_configuration(context: str = "") -> k8s.Configuration:
     try:
         k8s_config.load_incluster_config(client_configuration=configuration)
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config(context=context or None, client_configuration=configuration)
+        # KUBECONFIG is read now (the client reads it once, when it is imported).
+        k8s_config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG") or None,
+            context=context or None,
+            client_configuration=configuration,
+        )
     return configuration
 
 
@@ -378,8 +384,10 @@ class KubernetesEngine(Engine):
                         configuration = self._configuration or load_configuration(
                             self.spec.k8s_context
                         )
-                    # Refused or unanswered connections fail at once instead of being retried.
-                    configuration.retries = urllib3.Retry(total=1, connect=0, backoff_factor=0)
+                    # A refused, unanswered or timed-out call fails at once, not after retries.
+                    configuration.retries = urllib3.Retry(
+                        total=1, connect=0, read=0, backoff_factor=0
+                    )
                     configuration.connection_pool_maxsize = self._max_connections
                     self._api_client = k8s.ApiClient(configuration)
         return self._api_client
@@ -632,7 +640,9 @@ class KubernetesEngine(Engine):
         if pod is None or not self._info(pod).running:
             return False
         meta = pod.get("metadata") or {}
-        patch = objects.label_patch(meta, labels, meta.get("resourceVersion"))
+        if (meta.get("annotations") or {}).get(objects.CLAIMED_ANNOTATION):
+            return False  # taken already
+        patch = objects.claim_patch(meta, labels)
         try:
             with self._translated(f"claim {ref}"):
                 self._call(self.core.patch_namespaced_pod, name, self.namespace, patch)
@@ -648,7 +658,7 @@ class KubernetesEngine(Engine):
         pvc = self._read_pvc(name)
         if pvc is None:
             return
-        patch = objects.label_patch(pvc.get("metadata") or {}, labels, None)
+        patch = objects.label_patch(pvc.get("metadata") or {}, labels)
         with self._translated(f"relabel volume {name}"):
             self._call(
                 self.core.patch_namespaced_persistent_volume_claim, name, self.namespace, patch

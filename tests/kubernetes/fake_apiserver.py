@@ -144,6 +144,7 @@ class FakeKubeApi:
         terminate_delay_s: float = 0.0,
         validate: bool = True,
         version: str = "v1.33.0",
+        missing_images: frozenset[str] = frozenset(),
     ) -> None:
         self.backend = backend
         self.token = token
@@ -154,13 +155,16 @@ class FakeKubeApi:
         self.terminate_delay_s = terminate_delay_s
         self.validate = validate
         self.version = version
+        self.missing_images = missing_images
         self.lock = threading.RLock()
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (resource, ns, name)
         self.rv = 0
         self.used: set[tuple[str, str]] = set()  # (resource, verb) the engine needed
         self.requests: list[tuple[str, str]] = []
         self.execs = 0
+        self.conflicts = 0  # patches refused for a stale resourceVersion
         self.pause_api = threading.Event()  # set: the server accepts but never answers
+        self._stopping = threading.Event()
         self._server: http.server.ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -217,6 +221,7 @@ class FakeKubeApi:
         return path
 
     def stop(self) -> None:
+        self._stopping.set()
         self.pause_api.clear()
         if self._server is not None:
             self._server.shutdown()
@@ -328,7 +333,8 @@ class FakeKubeApi:
         return created
 
     def _run_pod(self, namespace: str, name: str, uid: str) -> None:
-        time.sleep(self.start_delay_s)
+        if self._stopping.wait(self.start_delay_s):
+            return
         with self.lock:
             pod = self.objects.get(("pods", namespace, name))
             if pod is None or pod["metadata"]["uid"] != uid:
@@ -336,6 +342,9 @@ class FakeKubeApi:
             body = copy.deepcopy(pod)
         status: dict[str, Any]
         try:
+            image = body["spec"]["containers"][0]["image"]
+            if image in self.missing_images:
+                raise LookupError(f'failed to pull image "{image}": not found')
             if self.backend is not None:
                 self.backend.start(namespace, body)
             status = {
@@ -430,6 +439,7 @@ class FakeKubeApi:
                 raise ApiError(404, "NotFound", f'{resource} "{name}" not found')
             wanted = (patch.get("metadata") or {}).get("resourceVersion")
             if wanted is not None and wanted != obj["metadata"]["resourceVersion"]:
+                self.conflicts += 1
                 raise ApiError(
                     409,
                     "Conflict",
