@@ -34,7 +34,8 @@ from executor.manager import APP_LABEL, USER_LABEL, SandboxManager, container_na
 from executor.pool import POOL_LABEL, WarmPool
 from settings import ExecutorSettings
 
-from .conftest import NAMESPACE, RBAC, configuration_for, make_engine as engine_on
+from .conftest import NAMESPACE, RBAC, configuration_for
+from .conftest import make_engine as engine_on
 from .fake_apiserver import FakeKubeApi, role_rules
 
 APP = "mcp-code-executor-t"
@@ -116,6 +117,24 @@ def test_a_new_process_adopts_the_sandboxes_it_finds_by_labels(double, engine_of
     second.close()
 
 
+def race(ref: str, claimants: dict[str, tuple[KubernetesEngine, dict[str, str]]]) -> dict:
+    """Every claimant claims `ref` at the same moment; who won."""
+    barrier = threading.Barrier(len(claimants))
+    won: dict[str, bool] = {}
+
+    def claim(who: str) -> None:
+        engine, labels = claimants[who]
+        barrier.wait()
+        won[who] = engine.claim(ref, labels)
+
+    threads = [threading.Thread(target=claim, args=(who,)) for who in claimants]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return won
+
+
 def test_of_two_replicas_claiming_the_same_pool_pod_exactly_one_wins(double, engine_of):
     owner, replica_a, replica_b = engine_of(), engine_of(), engine_of()
     for round_ in range(8):
@@ -132,21 +151,7 @@ def test_of_two_replicas_claiming_the_same_pool_pod_exactly_one_wins(double, eng
             "a": {APP_LABEL: APP, USER_LABEL: f"ann/{round_}"},
             "b": {APP_LABEL: APP, USER_LABEL: f"ben/{round_}"},
         }
-        barrier = threading.Barrier(2)
-        won: dict[str, bool] = {}
-
-        def claim(who: str, engine: KubernetesEngine, ref: str = ref) -> None:
-            barrier.wait()
-            won[who] = engine.claim(ref, labels[who])
-
-        threads = [
-            threading.Thread(target=claim, args=("a", replica_a)),
-            threading.Thread(target=claim, args=("b", replica_b)),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        won = race(ref, {"a": (replica_a, labels["a"]), "b": (replica_b, labels["b"])})
         assert sorted(won.values()) == [False, True], won
         winner = next(who for who, ok in won.items() if ok)
         pod = double.get("pods", NAMESPACE, ref)
@@ -172,7 +177,8 @@ def test_a_pool_member_another_replica_took_is_skipped_and_left_alone(double, en
 
     member = pool.claim({APP_LABEL: APP, USER_LABEL: "ours"})
 
-    assert member is not None and member.container_id == second
+    assert member is not None
+    assert member.container_id == second
     assert double.get("pods", NAMESPACE, first) is not None  # theirs now: not removed
     assert (
         objects.executor_labels(double.get("pods", NAMESPACE, second)["metadata"])[USER_LABEL]
@@ -295,7 +301,7 @@ def test_a_pod_that_never_starts_is_given_up_after_the_start_timeout(tmp_path):
     try:
         engine = engine_on(configuration_for(api, tmp_path))
         started = time.monotonic()
-        with pytest.raises(EngineError, match="did not start within 0.5 s"):
+        with pytest.raises(EngineError, match=r"did not start within 0\.5 s"):
             engine.create(session("ken/1", k8s_start_timeout_s=0.5))
         assert time.monotonic() - started < 5
         assert api.pods(NAMESPACE) == []

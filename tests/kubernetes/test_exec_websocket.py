@@ -35,14 +35,15 @@ async def pod_of(executor, user_id) -> str:
 
 async def test_pid_1_reaps_orphans_and_the_sandbox_user_cannot_kill_it(make_executor, user_id):
     client = make_executor(use_runner=False)  # orphans of plain execs go to PID 1
-    code, out, err = await client.execute_bash(
+    _, out, err = await client.execute_bash(
         user_id,
         "sh -c 'sleep 0.2 &'; sleep 1; ps -eo stat=,comm= | grep '^Z' || echo no-zombies;"
         "kill -9 1; kill -STOP 1; sleep 0.2; ps -o stat=,comm= -p 1; cat /proc/1/environ",
     )
     lines = out.split("\n")
     assert lines[0] == "no-zombies", out
-    assert lines[1].split()[1] == "python3" and lines[1][0] != "T", out  # alive, not stopped
+    assert lines[1].split()[1] == "python3", out  # alive
+    assert not lines[1].startswith("T"), out  # and not stopped
     assert "Permission denied" in err  # not dumpable: its /proc entries are root's
 
 
@@ -159,7 +160,7 @@ async def test_a_pod_that_stops_reading_never_blocks_the_host_thread(
     try:
         ref = engine.create(session("stall/user", image_name=baked_image))
         channel = engine.open_exec(ref, ["sleep", "60"], stdin=True)  # never reads its stdin
-        accepted, slowest, stalled_since = 0, 0.0, None
+        accepted, slowest, stalled_since, timed_out = 0, 0.0, None, ""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             _, writable = channel.wait(0.5, write=True)
@@ -173,17 +174,20 @@ async def test_a_pod_that_stops_reading_never_blocks_the_host_thread(
             try:
                 accepted += channel.send(b"x" * 65536)
             except ChannelClosed as exc:  # a frame that did not fit within the socket timeout
-                assert "stopped reading" in str(exc)
+                timed_out = str(exc)
                 break
             finally:
                 slowest = max(slowest, time.monotonic() - started)
         assert time.monotonic() < deadline
         assert slowest < 6  # one write waits at most the socket timeout (5 s)
         assert 0 < accepted < 256 << 20
-        started = time.monotonic()
-        with pytest.raises(ChannelClosed, match="stopped reading"):  # write anyway: bounded
-            channel.send(b"x" * 32768)
-        assert 4 < time.monotonic() - started < 7
+        if not timed_out:  # the transport said "not now"; a write anyway is bounded too
+            started = time.monotonic()
+            with pytest.raises(ChannelClosed, match="stopped reading"):
+                channel.send(b"x" * 32768)
+            assert 4 < time.monotonic() - started < 7
+        else:
+            assert "stopped reading" in timed_out
         started = time.monotonic()
         channel.close()
         assert time.monotonic() - started < 2

@@ -103,7 +103,8 @@ def test_the_pod_carries_every_hardening_field(tmp_path):
         ("shm", spec_defaults.shm_size_bytes),
     ):
         assert volumes[name]["emptyDir"] == {"medium": "Memory", "sizeLimit": str(size)}
-    assert "/tools" not in mounts and "/skills" not in mounts  # baked into the image
+    assert "/tools" not in mounts  # baked into the image, as /skills
+    assert "/skills" not in mounts
     assert not any("hostPath" in v for v in spec["volumes"])
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env == {
@@ -115,7 +116,8 @@ def test_the_pod_carries_every_hardening_field(tmp_path):
     selector = policy["spec"]["podSelector"]["matchLabels"]
     assert all(pod["metadata"]["labels"][k] == v for k, v in selector.items())
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert "ingress" not in policy["spec"] and "egress" not in policy["spec"]
+    assert "ingress" not in policy["spec"]  # no rule: nothing allowed
+    assert "egress" not in policy["spec"]
 
 
 def test_options_reach_the_objects(tmp_path):
