@@ -177,10 +177,9 @@ def make_executor(exec_cluster, baked_image, app_label, state_dir):
 
     def make(**settings) -> DockerExecutionClient:
         label = f"{app_label}-k{uuid.uuid4().hex[:6]}"
-        values = cluster_settings(baked_image, label, **settings)
-        values.setdefault("state_dir", state_dir)
-        values.setdefault("audit_log", state_dir / f"audit-{label}.jsonl")
-        spec = ExecutorSettings(**values)
+        settings.setdefault("state_dir", state_dir)  # never the project's data/
+        settings.setdefault("audit_log", state_dir / f"audit-{label}.jsonl")
+        spec = ExecutorSettings(**cluster_settings(baked_image, label, **settings))
         engine = KubernetesEngine(spec, configuration=exec_cluster)
         client = DockerExecutionClient.from_settings(spec, sandbox_engine=engine)
         made.append(client)

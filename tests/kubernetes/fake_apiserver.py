@@ -31,9 +31,11 @@ import http.server
 import json
 import re
 import select
+import signal
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -764,3 +766,28 @@ def _bridge(ws: socket.socket, channel: Any, argv: list[str], *, v5: bool) -> No
         ws.setblocking(True)
         ws.settimeout(1)
         ws.shutdown(socket.SHUT_RDWR)
+
+
+def main() -> None:
+    """Serve a Docker-backed double until SIGINT/SIGTERM, to try `make test-k8s` (or the app
+    with EXECUTOR_ENGINE=kubernetes) without a cluster:
+
+        python -m tests.kubernetes.fake_apiserver /tmp/kubeconfig [namespace]
+    """
+    from executor.engines.docker import DockerEngine
+
+    from .docker_pods import DockerPods
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    path, namespace = Path(sys.argv[1]), (sys.argv[2:] or ["mce-test"])[0]
+    api = FakeKubeApi(backend=DockerPods(DockerEngine(), f"mce-k8s-double-{uuid.uuid4().hex[:6]}"))
+    api.start().kubeconfig(path, namespace=namespace)
+    print(f"API double on {api.url}; KUBECONFIG={path}", flush=True)  # noqa: T201
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        api.stop()
+
+
+if __name__ == "__main__":
+    main()
