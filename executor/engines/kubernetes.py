@@ -123,7 +123,7 @@ def _translated(
             raise ContainerNotFoundError(f"{what}: {message}") from exc
         if status == 409 or status in not_running:
             raise ContainerConflictError(f"{what}: {message}") from exc
-        if status in (401, 403):
+        if status == 401 or (status == 403 and "cannot" in message):  # RBAC, not admission
             hint = _RBAC_HINT.format(ns=namespace or "?")
             raise EngineError(f"{what}: {message} ({hint})") from exc
         raise EngineError(f"{what}: HTTP {status}: {message}") from exc
@@ -715,10 +715,14 @@ class KubernetesEngine(Engine):
         """`argv` in the pod's container: as uid 1000 in /workspace (the pod's own user and
         working directory; exec cannot choose either)."""
         name = objects.dns_name(ref)
+        # `stream` swaps `call_api` on the client it is given while it connects: on the shared
+        # client, a REST call of another thread would go out as a websocket meanwhile (and two
+        # concurrent execs can leave the swap in place). Each exec gets a client of its own.
+        exec_client = k8s.ApiClient(self.api_client.configuration)
 
         def connect() -> WSClient:
             return k8s_stream(
-                self.core.connect_get_namespaced_pod_exec,
+                k8s.CoreV1Api(exec_client).connect_get_namespaced_pod_exec,
                 name,
                 self.namespace,
                 container=objects.CONTAINER,
@@ -732,8 +736,11 @@ class KubernetesEngine(Engine):
             )
 
         # 400: the pod exists but its container does not run (starting, ended, deleting).
-        with self._translated(f"exec in {ref}", not_running=(400,)):
-            client = _bounded(connect, _EXEC_CONNECT_TIMEOUT_S, _close_quietly)
+        try:
+            with self._translated(f"exec in {ref}", not_running=(400,)):
+                client = _bounded(connect, _EXEC_CONNECT_TIMEOUT_S, _close_quietly)
+        finally:
+            exec_client.rest_client.close()  # the websocket has its own socket
         return KubernetesExecChannel(client)
 
     def exec_detached(self, ref: str, argv: list[str]) -> None:

@@ -5,6 +5,7 @@ a pod that stops reading, and pods deleted or ended under a session."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -195,3 +196,39 @@ async def test_a_pod_that_stops_reading_never_blocks_the_host_thread(
         if ref:
             engine.remove(ref)
         api.stop()
+
+
+def test_execs_and_api_calls_from_many_threads_do_not_cross(executor, user_id):
+    """`kubernetes.stream.stream` swaps `call_api` on the ApiClient it is given while it
+    connects: on a shared client, a concurrent REST call would go out as a websocket (and two
+    concurrent execs can leave the swap in place for good)."""
+    asyncio.run(executor.execute_bash(user_id, "true"))
+    engine = executor.engine
+    pod = asyncio.run(executor.sandbox_info(user_id)).container_name
+    failures: list[BaseException] = []
+
+    def execs() -> None:
+        for _ in range(8):
+            channel = engine.open_exec(pod, ["echo", "ok"], stdin=False)
+            out, err = CappedBuffer(100), CappedBuffer(100)
+            pump(channel, deadline=time.monotonic() + 10, stdout=out, stderr=err)
+            channel.close()
+            assert bytes(out.data) == b"ok\n"
+
+    def reads() -> None:
+        for _ in range(40):
+            assert engine.inspect(pod).running
+
+    def guarded(fn) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(fn,)) for fn in (execs, reads) * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert engine.inspect(pod).running  # the shared client still speaks REST
