@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine with Docker:
 #   make run    start the app
-#   make test   run every test tier (unit, Docker)
+#   make test   run every test tier (unit, Docker, Kubernetes against its API double)
+#   make test-k8s  the Kubernetes exec tier against the cluster KUBECONFIG names (docs/kubernetes.md)
 # Both create .venv and build the sandbox image when missing or out of date.
 
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test image lint format bench doctor cleanup
+.PHONY: run test test-k8s image lint format bench doctor cleanup
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,13 @@ run: image
 
 test: image lint
 	$(PY) -m pytest
+
+# The executor's integration cases and the Kubernetes-specific ones on a real cluster: KUBECONFIG
+# (and EXECUTOR_K8S_CONTEXT) name it, EXECUTOR_K8S_NAMESPACE a namespace you may use, and
+# EXECUTOR_IMAGE_NAME the baked sandbox image, pushed where the nodes pull from.
+test-k8s: $(STAMP)
+	EXECUTOR_ENGINE=kubernetes $(PY) -m pytest -m kubernetes \
+		tests/kubernetes/test_executor_cases.py tests/kubernetes/test_exec_websocket.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .

@@ -94,6 +94,16 @@ class ExecutorSettings:
     idle_timeout_s: float = 900.0
     kill_grace_s: float = 5.0
     max_concurrency: int = 64
+    # Kubernetes engine (EXECUTOR_ENGINE=kubernetes): where and how sandbox pods are made.
+    # The API is found in-cluster (service account), else through KUBECONFIG and k8s_context.
+    k8s_namespace: str = "mcp-code-executor"
+    k8s_context: str = ""  # a kubeconfig context; empty = the current one
+    k8s_storage_class: str = ""  # of each workspace PVC; empty = the cluster's default class
+    k8s_pvc_size_bytes: int = 0  # requested size of each workspace PVC; 0 = workspace quota
+    k8s_runtime_class: str = ""  # e.g. "gvisor"; empty = the nodes' default runtime
+    k8s_image_pull_policy: str = "IfNotPresent"
+    k8s_image_pull_secret: str = ""  # a docker-registry Secret in the namespace, if needed
+    k8s_start_timeout_s: float = 120.0  # a pod must be running within this (image pull included)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import select
 import selectors
 import signal
@@ -158,7 +159,9 @@ class Runner:
     def scan(self):
         """Pids of the sandbox user's processes, except this runner and the kernel: (alive,
         zombies). Zombies cannot be killed, only collected by their parent."""
-        keep = {os.getpid(), self.kernel.pid if self.kernel else -1}
+        # PID 1 too: under Kubernetes it is the sandbox user's, and no signal from inside its
+        # pid namespace can kill it, so counting it would make every sweep run to the end.
+        keep = {1, os.getpid(), self.kernel.pid if self.kernel else -1}
         alive, zombies = [], []
         for name in os.listdir("/proc"):
             if not name.isdigit() or int(name) in keep:
@@ -486,6 +489,24 @@ class Runner:
                     break
 
 
+def apply_rlimits():
+    """Limits the engine could not set on the container (Kubernetes has no ulimits), given as
+    SANDBOX_RLIMITS="fsize=N,nofile=N,core=0": set on this runner, so every command and the
+    kernel it starts inherit them (soft = hard, so sandbox code cannot raise them). Absent
+    under Docker, whose ulimits already apply to every process."""
+    for item in filter(None, os.environ.pop("SANDBOX_RLIMITS", "").split(",")):
+        name, _, value = item.partition("=")
+        try:
+            which = getattr(resource, "RLIMIT_" + name.strip().upper())
+            _, hard = resource.getrlimit(which)
+            limit = int(value)
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            resource.setrlimit(which, (limit, limit))
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def not_dumpable():
     """Same-uid sandbox code may kill this process, but not ptrace it or open its pipes."""
     try:
@@ -500,4 +521,5 @@ if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-big file write fails, not the runner
     not_dumpable()
+    apply_rlimits()
     Runner().serve()

@@ -93,7 +93,7 @@ class DockerExecutionClient(WorkspaceFiles):
             }
             if docker_client is not None:
                 options["client"] = docker_client
-            engine = make_engine(spec.engine, **options)
+            engine = make_engine(spec.engine, spec=spec, **options)
         self.engine = engine
         self._manager = SandboxManager(
             engine,

@@ -1,12 +1,18 @@
 """Build the sandbox image, and only when its inputs changed.
 
     python -m executor.image build    # build if missing or out of date (what `make` runs)
+    python -m executor.image build --bake [--tag NAME]   # ... plus /tools and /skills baked in
     python -m executor.image status   # current | stale | missing
 
 The image is labelled with a hash of everything under `docker/`; a build is skipped when the
 label matches. The base is `python:3.12-slim` where it is present or can be pulled; otherwise a
 Debian bookworm base is made here (debootstrap minbase + `docker import`), labelled with a hash
 of its package list and cached, since it takes minutes to make.
+
+`--bake` is for engines that cannot bind-mount host folders (Kubernetes): it builds the plain
+image as above, then one more layer on it with the tools and skills folders copied to /tools and
+/skills, owned by root and read-only for the sandbox user, tagged NAME (default: the image name
+with `-baked` added to its tag), ready to push to a registry the cluster pulls from.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 
@@ -27,6 +34,18 @@ from settings import PROJECT_ROOT, load_settings
 
 DOCKER_DIR = PROJECT_ROOT / "docker"
 INPUTS_LABEL = "mcp-code-executor.inputs-hash"
+BAKED_LABEL = "mcp-code-executor.baked-hash"
+# The bake layer: kept here, not under docker/, so baking never changes the plain image's hash.
+BAKE_DOCKERFILE = """\
+ARG SANDBOX_IMAGE
+FROM ${SANDBOX_IMAGE}
+USER root
+RUN rm -rf /tools /skills
+COPY tools/ /tools/
+COPY skills/ /skills/
+RUN chown -R root:root /tools /skills && chmod -R u=rwX,go=rX /tools /skills
+USER coderunner
+"""
 BASE_LABEL = "mcp-code-executor.base-hash"
 PULLABLE_BASE = "python:3.12-slim"
 LOCAL_BASE_REPO = "mcp-code-executor-base"
@@ -213,6 +232,73 @@ def build(image_name: str, docker_dir: Path = DOCKER_DIR, *, force: bool = False
     return image.id
 
 
+def baked_name(image_name: str) -> str:
+    """`repo:tag` -> `repo:tag-baked` (`repo` -> `repo:latest-baked`)."""
+    repo, sep, tag = image_name.rpartition(":")
+    if not sep or "/" in tag:  # no tag (the colon belonged to a registry port)
+        return f"{image_name}:latest-baked"
+    return f"{repo}:{tag}-baked"
+
+
+def _tree_hash(digest: Any, root: Path, name: str) -> None:
+    for path in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []:
+        digest.update(f"{name}/{path.relative_to(root).as_posix()}".encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+
+
+def bake(image_name: str, tag: str, tools: Path, skills: Path, *, force: bool = False) -> str:
+    """Build `tag`: the current `image_name` with `tools` and `skills` copied to /tools and
+    /skills (read-only). Skipped when `tag` already holds exactly these inputs."""
+    base_id = build(image_name, force=force)
+    return bake_layer(docker.from_env(timeout=600), base_id, tag, tools, skills, force=force)
+
+
+def bake_layer(
+    client: docker.DockerClient,
+    base_id: str,
+    tag: str,
+    tools: Path,
+    skills: Path,
+    *,
+    force: bool = False,
+) -> str:
+    """The bake step alone, on an existing image id (tests bake the image they already have)."""
+    digest = hashlib.sha256(base_id.encode() + b"\0")
+    _tree_hash(digest, tools, "tools")
+    _tree_hash(digest, skills, "skills")
+    baked_hash = digest.hexdigest()[:16]
+    if not force and _image_label(client, tag, BAKED_LABEL) == baked_hash:
+        print(f"[image] {tag} is up to date ({baked_hash})", flush=True)
+        return client.images.get(tag).id
+    with tempfile.TemporaryDirectory(prefix="mce-bake-") as context:
+        root = Path(context)
+        (root / "Dockerfile").write_text(BAKE_DOCKERFILE)
+        for source, target in ((tools, "tools"), (skills, "skills")):
+            if source.is_dir():
+                shutil.copytree(source, root / target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                (root / target).mkdir()
+        print(f"[image] baking {tools} and {skills} into {tag} ...", flush=True)
+        last_error = None
+        for chunk in client.api.build(
+            path=context,
+            tag=tag,
+            buildargs={"SANDBOX_IMAGE": base_id},
+            labels={BAKED_LABEL: baked_hash},
+            network_mode="none",  # copying files needs no network
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+        ):
+            if "error" in chunk:
+                last_error = chunk["error"].strip()
+    if last_error:
+        raise ImageBuildError(f"baking tools and skills failed: {last_error}")
+    print(f"[image] built {tag} ({baked_hash}); push it where the cluster pulls from", flush=True)
+    return client.images.get(tag).id
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m executor.image",
@@ -221,13 +307,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["build", "status"])
     parser.add_argument("--force", action="store_true", help="rebuild even when current")
+    parser.add_argument(
+        "--bake",
+        action="store_true",
+        help="also build an image with /tools and /skills baked in (for Kubernetes)",
+    )
+    parser.add_argument("--tag", help="name of the baked image (default: <image>-baked)")
     args = parser.parse_args(argv)
-    image_name = load_settings().executor.image_name
+    spec = load_settings().executor
+    image_name = spec.image_name
     try:
         if args.command == "status":
             print(image_status(docker.from_env(), image_name))
             return 0
-        build(image_name, force=args.force)
+        if args.bake:
+            tag = args.tag or baked_name(image_name)
+            bake(image_name, tag, spec.tools_path, spec.skills_path, force=args.force)
+        else:
+            build(image_name, force=args.force)
     except (ImageBuildError, docker.errors.DockerException) as exc:
         print(f"[image] ERROR: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -196,7 +196,7 @@ class SandboxManager:
         """Give a new session a warm-pool container (recorded, so its volume is found again)."""
         if self.pool is None or container.volume in self._volumes_at_start:
             return False
-        member: PoolMember | None = self.pool.claim()
+        member: PoolMember | None = self.pool.claim(container.labels)
         if member is None:
             return False
         self.registry.set(container.key, member.name, member.volume)

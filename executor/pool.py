@@ -77,12 +77,23 @@ class WarmPool:
         with self._lock:
             return len(self._members)
 
-    def claim(self) -> PoolMember | None:
-        """A ready container for a new session, or None when the pool is empty."""
-        with self._lock:
-            member = self._members.popleft() if self._members else None
-        self._wake.set()
-        return member
+    def claim(self, labels: dict[str, str] | None = None) -> PoolMember | None:
+        """A ready container for a new session, or None when the pool is empty. With `labels`,
+        the engine must confirm the claim (`Engine.claim`); a member another app process took
+        is dropped (not removed: it is theirs now) and the next one is tried."""
+        while True:
+            with self._lock:
+                member = self._members.popleft() if self._members else None
+            self._wake.set()
+            if member is None or labels is None:
+                return member
+            try:
+                if self.engine.claim(member.container_id, labels):
+                    return member
+            except ExecutorError as exc:
+                logger.warning("could not claim pool member %s: %s", member.name, exc)
+            if member.runner is not None:
+                member.runner.close()
 
     def _loop(self) -> None:
         while not self._closing.is_set():

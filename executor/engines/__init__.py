@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from settings import ExecutorSettings
+
 from .base import ContainerInfo, ContainerRequest, Engine, ExecChannel, VolumeInfo
 
 __all__ = [
@@ -16,10 +18,15 @@ __all__ = [
 ]
 
 
-def make_engine(kind: str, **options: Any) -> Engine:
-    """The engine named by EXECUTOR_ENGINE: "docker" (default) or "kubernetes"."""
+def make_engine(kind: str, *, spec: ExecutorSettings | None = None, **options: Any) -> Engine:
+    """The engine named by EXECUTOR_ENGINE: "docker" (default) or "kubernetes" (which reads
+    its namespace, storage class ... from `spec`)."""
     if kind in ("", "docker"):
         from .docker import DockerEngine
 
         return DockerEngine(**options)
-    raise ValueError(f"unknown engine {kind!r}: use docker")
+    if kind == "kubernetes":
+        from .kubernetes import KubernetesEngine
+
+        return KubernetesEngine(spec, max_connections=options.get("max_connections", 64))
+    raise ValueError(f"unknown engine {kind!r}: use docker or kubernetes")

@@ -9,6 +9,7 @@
       ensure_volume / remove_volume / list_volumes    the per-session workspaces
       open_exec(ref, argv, stdin)     an ExecChannel: one process inside, streaming both ways
       exec_detached(ref, argv)        fire and forget (the kill-all), never blocks on output
+      claim(ref, labels)              take a warm-pool member for a session (default: yes)
 
     ExecChannel (one running exec; used by one thread at a time)
       wait(timeout, write)            (readable, writable), honouring bytes already buffered
@@ -187,6 +188,12 @@ class Engine(ABC):
     def workspace_quota(self) -> str:
         """How the size of a workspace is enforced, in words (for the log and the doctor)."""
         return "per-file (each file bounded; totals checked on writes and uploads)"
+
+    def claim(self, ref: str, labels: dict[str, str]) -> bool:
+        """Take the warm-pool member `ref` for the session `labels` describe. Engines shared by
+        several app processes make this atomic (Kubernetes: a label patch carrying the pod's
+        resourceVersion), so exactly one process wins; False = taken by another, or gone."""
+        return True
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (idempotent)."""

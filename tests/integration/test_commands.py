@@ -9,10 +9,11 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
-# Processes of the sandbox user other than this check itself, the runner and the Python kernel.
+# Processes of the sandbox user other than this check itself, the runner and the Python kernel
+# (and a Kubernetes pod's PID 1, which runs as the sandbox user there).
 LEFTOVERS = (
     "ps -eo user=,args= | grep '^coderun' | grep -v -e 'ps -eo' -e grep -e 'bash -c' -e timeout"
-    " -e sandbox-runner -e sandbox-kernel || true"
+    " -e sandbox-runner -e sandbox-kernel -e sandbox-init || true"
 )
 
 
