@@ -128,6 +128,12 @@ class Settings:
     # model_retry_base_s doubling each time (with jitter), or what the server asks for.
     model_retries: int = 3
     model_retry_base_s: float = 1.0
+    # How the agent reaches its sandbox tools: "direct" (in-process function tools) or "mcp"
+    # (ADK's McpToolset against this app's own MCP endpoint, the same tools any client gets).
+    agent_tools: str = "direct"
+    # Images a step makes in /workspace are shown in the chat (and to models that read
+    # images) up to this size each.
+    inline_image_max_bytes: int = 2 << 20
     # Most characters of each tool output (stdout, stderr, file text) handed to the model.
     tool_output_limit_chars: int = 20_000
     # Web UI.

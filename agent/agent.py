@@ -12,12 +12,15 @@ import atexit
 
 from google.adk.agents import LlmAgent
 from google.adk.models import BaseLlm
+from google.adk.models.google_llm import Gemini
 
 from executor import DockerExecutionClient
 from settings import Settings, load_settings
 
 from . import offline
+from .images import ImageCollector
 from .live import LiveOutput
+from .mcp_tools import Signer, mcp_toolset
 from .models import build_model
 from .prompts import INSTRUCTION
 from .skills import SandboxSkillToolset, load_skills
@@ -32,19 +35,38 @@ def create_agent(
     *,
     model: str | BaseLlm | None = None,
     live: LiveOutput | None = None,
+    mcp: tuple[str, Signer] | None = None,
 ) -> LlmAgent:
-    """An agent whose tools run in `executor`, with the skills of `settings`' skills folder."""
+    """An agent whose tools run in `executor`, with the skills of `settings`' skills folder.
+
+    With `mcp` = (endpoint URL, token signer), the sandbox tools are reached through the app's
+    own MCP endpoint instead of in-process (APP_AGENT_TOOLS=mcp)."""
     offline.register()
-    tools: list = make_tools(executor, settings.tool_output_limit_chars, live)
+    tools: list
+    if mcp is not None:
+        url, signer = mcp
+        max_timeout = executor.settings.max_timeout_s
+        tools = [mcp_toolset(url, signer, max_timeout_s=max_timeout, live=live)]
+    else:
+        tools = make_tools(executor, settings.tool_output_limit_chars, live)
     skills = load_skills(executor.settings.skills_path)
     if skills:
         tools.append(SandboxSkillToolset(skills, executor))
+    llm = model if isinstance(model, BaseLlm) else build_model(settings, model)
+    images = ImageCollector(
+        executor,
+        max_bytes=settings.inline_image_max_bytes,
+        to_model=isinstance(llm, Gemini),  # multimodal function responses
+    )
     return LlmAgent(
         name=AGENT_NAME,
-        model=model if isinstance(model, BaseLlm) else build_model(settings, model),
+        model=llm,
         description="Runs bash and Python in a private sandbox to answer the user.",
         instruction=INSTRUCTION,
         tools=tools,
+        before_tool_callback=images.before_tool,
+        after_tool_callback=images.after_tool,
+        before_model_callback=images.before_model,
         on_tool_error_callback=on_tool_error,
     )
 

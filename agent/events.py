@@ -9,6 +9,8 @@ from typing import Any
 
 from google.adk.events import Event
 
+from executor.hints import HINT_SEPARATOR
+
 from .model_errors import describe_model_error
 
 ADK_ABORTED = "Invocation was aborted by client."  # ADK's reply to a call cut by Stop
@@ -82,6 +84,7 @@ class ToolCallFinished:
     name: str
     response: dict[str, Any]
     duration_s: float | None = None
+    images: tuple[str, ...] = ()  # local copies of the images the step made, to show inline
 
     @property
     def outcome(self) -> str:
@@ -140,6 +143,30 @@ def upload_paths(note: str) -> str | None:
     return rest.rsplit("]", 1)[0] if rest else None
 
 
+def is_mcp_result(raw: Any) -> bool:
+    return (
+        isinstance(raw, dict)
+        and "content" in raw
+        and ("isError" in raw or "structuredContent" in raw)
+    )
+
+
+def tool_response(raw: Any) -> dict[str, Any]:
+    """A tool's reply as a dict of fields. Replies from MCP tools (APP_AGENT_TOOLS=mcp) come as
+    the MCP call result: its structured content is the same dict the direct tools return."""
+    if not isinstance(raw, dict):
+        return {"result": raw}
+    structured = raw.get("structuredContent")
+    if isinstance(structured, dict):
+        extra = {k: raw[k] for k in ("images",) if k in raw}  # added by our callbacks
+        return {**structured, **extra}
+    if raw.get("isError"):
+        texts = [c.get("text", "") for c in raw.get("content") or [] if isinstance(c, dict)]
+        error, _, hint = (" ".join(t for t in texts if t) or "tool error").partition(HINT_SEPARATOR)
+        return {"status": "error", "error": error, **({"hint": hint} if hint else {})}
+    return dict(raw)
+
+
 @dataclass
 class EventConverter:
     """Turns the ADK events of one turn (or a stored history) into ChatEvents."""
@@ -170,11 +197,7 @@ class EventConverter:
                 reply = part.function_response
                 began = self.started.pop(reply.id or "", None)
                 duration = time.monotonic() - began if live and began is not None else None
-                response = (
-                    reply.response
-                    if isinstance(reply.response, dict)
-                    else {"result": reply.response}
-                )
+                response = tool_response(reply.response)
                 out.append(
                     ToolCallFinished(reply.id or "", reply.name or "", dict(response), duration)
                 )

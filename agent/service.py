@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import logging
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -20,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from google.adk.agents.run_config import RunConfig, StreamingMode
+from google.adk.artifacts import FileArtifactService
 from google.adk.events import Event, EventActions
 from google.adk.models import BaseLlm
 from google.adk.runners import Runner
@@ -37,11 +41,14 @@ from .events import (
     EventConverter,
     FilesUploaded,
     ModelRetrying,
+    ToolCallFinished,
     ToolOutput,
     TurnDone,
     upload_note,
 )
+from .images import IMAGES_KEY
 from .live import LiveOutput
+from .mcp_tools import Signer
 from .model_errors import describe_model_error
 from .models import RETRY_NOTICE
 from .sessions import make_session_service
@@ -115,6 +122,9 @@ class ChatService:
         self.settings = settings
         self.executor = executor or DockerExecutionClient.from_settings(settings.executor)
         self.sessions = session_service or make_session_service(settings)
+        # Images the steps made (agent/images.py), kept with the session; shown from here.
+        self.artifacts = FileArtifactService(root_dir=settings.data_dir / "artifacts")
+        self._image_cache = Path(tempfile.gettempdir()) / "mce-images"
         self.live = LiveOutput()
         self._given: BaseLlm | None = model if isinstance(model, BaseLlm) else None
         names = [model.model] if isinstance(model, BaseLlm) else [model] if model else None
@@ -125,6 +135,13 @@ class ChatService:
         self.model = self.models[0]
         self._runners: dict[str, Runner] = {}
         self._running: dict[tuple[str, str], asyncio.Event] = {}
+        self._mcp: tuple[str, Signer] | None = None
+
+    def use_mcp_tools(self, url: str, signer: Signer) -> None:
+        """Reach the sandbox tools through the MCP endpoint at `url` (APP_AGENT_TOOLS=mcp);
+        call before the first turn."""
+        self._mcp = (url, signer)
+        self._runners.clear()
 
     def runner_for(self, model: str | None = None) -> Runner:
         """The Runner of a model offered (the default model's when unknown)."""
@@ -132,9 +149,18 @@ class ChatService:
         runner = self._runners.get(name)
         if runner is None:
             agent = create_agent(
-                self.settings, self.executor, model=self._given or name, live=self.live
+                self.settings,
+                self.executor,
+                model=self._given or name,
+                live=self.live,
+                mcp=self._mcp,
             )
-            runner = Runner(app_name=APP_NAME, agent=agent, session_service=self.sessions)
+            runner = Runner(
+                app_name=APP_NAME,
+                agent=agent,
+                session_service=self.sessions,
+                artifact_service=self.artifacts,
+            )
             self._runners[name] = runner
         return runner
 
@@ -182,8 +208,33 @@ class ChatService:
         converter = EventConverter(model=str(session.state.get(MODEL_KEY) or self.model.name))
         out: list[ChatEvent] = []
         for event in session.events:
-            out.extend(converter.convert(event, live=False))
+            for chat_event in converter.convert(event, live=False):
+                out.append(await self._with_images(user_id, session_id, chat_event))
         return out
+
+    async def _with_images(self, user_id: str, session_id: str, event: ChatEvent) -> ChatEvent:
+        """A finished step with the images it made copied to local files the UI can show."""
+        if not isinstance(event, ToolCallFinished) or not event.response.get(IMAGES_KEY):
+            return event
+        folder = self._image_cache / hashlib.sha256(f"{user_id}\0{session_id}".encode()).hexdigest()
+        files = []
+        for image in event.response[IMAGES_KEY]:
+            name, version = str(image.get("artifact", "")), image.get("version")
+            local = folder / f"v{version}" / PurePosixPath(name).name
+            if not local.exists():
+                part = await self.artifacts.load_artifact(
+                    app_name=APP_NAME,
+                    user_id=user_id,
+                    session_id=session_id,
+                    filename=name,
+                    version=version,
+                )
+                if part is None or part.inline_data is None or part.inline_data.data is None:
+                    continue
+                local.parent.mkdir(parents=True, exist_ok=True)
+                local.write_bytes(part.inline_data.data)
+            files.append(str(local))
+        return dataclasses.replace(event, images=tuple(files))
 
     async def rename_chat(self, user_id: str, session_id: str, title: str) -> bool:
         """Give a chat a title of the person's choosing; False for an unknown chat."""
@@ -202,9 +253,12 @@ class ChatService:
         return True
 
     async def delete_chat(self, user_id: str, session_id: str) -> None:
-        """Delete a chat: its history, its container and its workspace."""
+        """Delete a chat: its history, its images, its container and its workspace."""
         self.stop(user_id, session_id)
         await self.executor.delete_session(sandbox_key(user_id, session_id))
+        scope = {"app_name": APP_NAME, "user_id": user_id, "session_id": session_id}
+        for name in await self.artifacts.list_artifact_keys(**scope):
+            await self.artifacts.delete_artifact(filename=name, **scope)
         await self.sessions.delete_session(
             app_name=APP_NAME, user_id=user_id, session_id=session_id
         )
@@ -332,7 +386,7 @@ class ChatService:
                     abort_signal=abort,
                 ):
                     for chat_event in converter.convert(event):
-                        queue.put_nowait(chat_event)
+                        queue.put_nowait(await self._with_images(user_id, session_id, chat_event))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -362,8 +416,14 @@ class ChatService:
             with contextlib.suppress(asyncio.CancelledError):
                 await agent_task  # never left pending
 
-    async def close(self) -> None:
+    async def close(self, *, executor: bool = True) -> None:
+        """Close the runners (their toolsets) and the session store; the executor too unless
+        it is shared (`executor=False`)."""
         for runner in self._runners.values():
             await runner.close()
-        await self.executor.aclose(remove_containers=False)
-        await self.sessions.close() if hasattr(self.sessions, "close") else None
+        self._runners.clear()
+        close_sessions = getattr(self.sessions, "close", None)
+        if close_sessions is not None:
+            await close_sessions()
+        if executor:
+            await self.executor.aclose(remove_containers=False)

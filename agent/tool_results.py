@@ -9,18 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from executor import (
-    ExecutionResult,
-    ExecutorError,
-    FileTooLargeError,
-    InvalidArgumentError,
-    NotARegularFileError,
-    PathNotAllowedError,
-    QuotaExceededError,
-    RateLimitedError,
-    SandboxFileNotFoundError,
-    SandboxUnavailableError,
-)
+from executor import ExecutionResult
+from executor.hints import hint_for
 
 
 def clip(text: str, limit: int) -> tuple[str, int]:
@@ -37,33 +27,9 @@ def clip(text: str, limit: int) -> tuple[str, int]:
     )
 
 
-_HINTS: list[tuple[type[ExecutorError], str]] = [
-    (SandboxFileNotFoundError, "Check the path with list_files; relative paths are in /workspace."),
-    (
-        PathNotAllowedError,
-        "Only /workspace can be written; /tools and /skills are read-only. Use paths inside "
-        "/workspace and do not follow symlinks out of it.",
-    ),
-    (NotARegularFileError, "That is a directory or special file; use list_files on directories."),
-    (FileTooLargeError, "Work on the file in parts, or reduce the data written."),
-    (QuotaExceededError, "Delete files you no longer need from /workspace, then retry."),
-    (InvalidArgumentError, "Fix the argument as the error says and call the tool again."),
-    (
-        RateLimitedError,
-        "A usage limit was reached: wait as the error says before retrying, and tell the user "
-        "why there is a pause.",
-    ),
-    (
-        SandboxUnavailableError,
-        "The sandbox service is down. Do not retry now; tell the user the code could not run.",
-    ),
-]
-
-
 def error_result(exc: Exception) -> dict[str, Any]:
     """An executor error as data the model can act on."""
-    hint = next((h for cls, h in _HINTS if isinstance(exc, cls)), "Try again or another approach.")
-    return {"status": "error", "error": str(exc), "hint": hint}
+    return {"status": "error", "error": str(exc), "hint": hint_for(exc)}
 
 
 def describe_execution(

@@ -18,6 +18,48 @@ import traceback
 
 CONTROL, DONE = int(sys.argv[1]), int(sys.argv[2])
 REAP = 0xFFFFFFFF
+
+# plt.show() in a cell saves each open figure to /workspace/figures and says where, so the chat
+# can show it (matplotlib's backend for this process only; bash commands keep Agg).
+SHOW_BACKEND = """
+import os
+from matplotlib._pylab_helpers import Gcf
+from matplotlib.backends.backend_agg import FigureCanvasAgg as FigureCanvas
+
+FOLDER = "/workspace/figures"
+
+
+def _next_path():
+    os.makedirs(FOLDER, exist_ok=True)
+    taken = set(os.listdir(FOLDER))
+    n = 1
+    while f"figure-{n}.png" in taken:
+        n += 1
+    return os.path.join(FOLDER, f"figure-{n}.png")
+
+
+def show(*args, **kwargs):
+    for manager in Gcf.get_all_fig_managers():
+        path = _next_path()
+        manager.canvas.figure.savefig(path, dpi=100, bbox_inches="tight")
+        print(f"[figure saved: {path}]")
+    Gcf.destroy_all()
+"""
+
+
+def install_show_backend():
+    folder = f"/tmp/sandbox-kernel-{os.getpid()}"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "sandbox_show.py"), "w") as f:
+            f.write(SHOW_BACKEND)
+    except OSError:
+        return  # /tmp full: plt.show() stays a no-op, savefig still works
+    sys.path.insert(0, folder)
+    os.environ["MPLBACKEND"] = "module://sandbox_show"
+
+
+install_show_backend()
 namespace = {"__name__": "__main__", "__builtins__": __builtins__}
 
 

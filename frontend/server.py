@@ -53,6 +53,16 @@ def public_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
+def local_url(settings: Settings) -> str:
+    """This process's own address, for calls it makes to itself (the agent in MCP mode)."""
+    host = settings.host
+    if host in ("0.0.0.0", "", "localhost"):
+        host = "127.0.0.1"
+    elif host == "::" or ":" in host:
+        host = "[::1]" if host == "::" else f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
 def build_mcp_app(settings: Settings, service: ChatService, tokens: TokenStore) -> Any:
     """The MCP endpoint over the chat service's executor (same sandboxes, limits and audit)."""
     sandboxes = Sandboxes(
@@ -89,8 +99,9 @@ def build_server(
         return {"status": "ok"}
 
     tokens = tokens or TokenStore(settings.data_dir / DB_NAME)
-    service.mcp_tokens = tokens  # the agent's MCP mode signs its calls with them
     mount_mcp(app, build_mcp_app(settings, service, tokens))  # before Gradio's "/" mount
+    if settings.agent_tools == "mcp":
+        service.use_mcp_tools(f"{local_url(settings)}/mcp/", tokens)
     demo = build_app(
         service,
         settings,

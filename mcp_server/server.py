@@ -41,16 +41,10 @@ from executor import (
     DockerExecutionClient,
     ExecutionResult,
     ExecutorError,
-    FileTooLargeError,
-    InvalidArgumentError,
-    NotARegularFileError,
     OutputChunk,
-    PathNotAllowedError,
-    QuotaExceededError,
-    RateLimitedError,
-    SandboxFileNotFoundError,
     audit_tags,
 )
+from executor.hints import HINT_SEPARATOR, hint_for
 
 from ._results import RESULT_BUDGET_BYTES, fit_texts, structured
 from .auth import StoreTokenVerifier
@@ -77,31 +71,15 @@ _IMAGE_MAGIC = {
     b"GIF89a": "image/gif",
 }
 
-_HINTS: list[tuple[type[Exception], str]] = [
+_HINTS: list[tuple[type[Exception], str]] = [  # the server's own; the executor's come after
     (NoSuchSandbox, "Use an id from list_sandboxes, or leave sandbox_id empty for the default."),
     (TooManySandboxes, "Close sandboxes you no longer need with close_sandbox."),
-    (SandboxFileNotFoundError, "Check the path with list_files; relative paths are in /workspace."),
-    (
-        PathNotAllowedError,
-        "Only /workspace can be written; /tools and /skills are read-only. Use paths inside "
-        "/workspace and do not follow symlinks out of it.",
-    ),
-    (NotARegularFileError, "That is a directory or special file; use list_files on directories."),
-    (FileTooLargeError, "Work on the file in parts, or reduce the data written."),
-    (QuotaExceededError, "Delete files you no longer need from /workspace, then retry."),
-    (InvalidArgumentError, "Fix the argument as the error says and call the tool again."),
-    (
-        RateLimitedError,
-        "A usage limit was reached: wait as the error says before retrying, and tell the user "
-        "why there is a pause.",
-    ),
 ]
 
 
 def tool_error(exc: Exception) -> ToolError:
     """An executor (or handle) error as a tool error: its message and what to do about it."""
-    hint = next((h for cls, h in _HINTS if isinstance(exc, cls)), "Try again or another approach.")
-    return ToolError(f"{exc}\nHint: {hint}")
+    return ToolError(f"{exc}{HINT_SEPARATOR}{hint_for(exc, _HINTS)}")
 
 
 @dataclass(frozen=True)
