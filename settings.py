@@ -161,6 +161,9 @@ class Settings:
     # The address people reach the app at (e.g. https://chat.example.org behind a proxy), for
     # the links printed at start; empty = http://APP_HOST:APP_PORT.
     public_url: str = ""
+    # Without login, each browser sees only the chats it started (a random id kept in the
+    # browser): visitors of a shared demo machine do not see each other's chats.
+    chats_per_browser: bool = True
     # A closed tab's sandbox is stopped (not removed) after this many seconds without a tab.
     tab_close_grace_s: float = 120.0
     # Whether a Google API key is present (read from GOOGLE_API_KEY / GEMINI_API_KEY; never stored).

@@ -7,15 +7,18 @@ it runs and "done" after, with its exit code, duration and (shortened) output.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Iterable
-from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from agent.events import (
     ChatEvent,
     ErrorEvent,
     FilesUploaded,
+    ModelRetrying,
     TextDelta,
     TextFinal,
     ToolCallFinished,
@@ -54,10 +57,21 @@ def _fence(text: str, lang: str = "") -> str:
     return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
 
 
+def _plain(text: str) -> str:
+    """Text shown literally in a step's title (titles render HTML and markdown)."""
+    escaped = html.escape(text, quote=False)
+    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", escaped)
+
+
 def _one_line(text: str, limit: int = 70) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
     more = len(text.strip().splitlines()) > 1 or len(first) > limit
-    return first[:limit] + (" …" if more else "")
+    return _plain(first[:limit]) + (" …" if more else "")
+
+
+def verdict_html(outcome: str, words: str) -> str:
+    """A step's verdict, coloured by how it ended (see CSS `.step-<outcome>`)."""
+    return f"<span class='step-{outcome}'>{html.escape(words)}</span>"
 
 
 def tool_title(name: str, args: dict[str, Any]) -> str:
@@ -67,12 +81,15 @@ def tool_title(name: str, args: dict[str, Any]) -> str:
     if name == "run_python":
         return f"Python  {_one_line(str(args.get('code', '')))}"
     if name in {"read_file", "write_file", "list_files"}:
-        return f"{name}  {args.get('path', '/workspace')}"
+        return f"{name}  {_plain(str(args.get('path', '/workspace')))}"
     if name == "read_docstring":
-        return f"read_docstring  {args.get('module_path', '')}.{args.get('function_name', '')}"
+        target = f"{args.get('module_path', '')}.{args.get('function_name', '')}"
+        return f"read_docstring  {_plain(target)}"
     if name == "load_skill":
-        return f"load_skill  {args.get('skill_name', '')}"
-    return name
+        return f"load_skill  {_plain(str(args.get('skill_name', '')))}"
+    if name == "run_skill_script":
+        return f"Skill script  {_one_line(str(args.get('command') or args.get('file_path', '')))}"
+    return _plain(name)
 
 
 def tool_body(name: str, args: dict[str, Any]) -> str:
@@ -184,6 +201,15 @@ class Transcript:
         elif isinstance(event, ErrorEvent):
             self._text_index = None
             self.messages.append({"role": "assistant", "content": f"**Error:** {event.message}"})
+        elif isinstance(event, ModelRetrying):
+            self._text_index = None
+            self.messages.append(
+                {
+                    "role": "assistant",
+                    "content": f"_{event.reason} Retrying in {event.delay_s:.0f} s…_",
+                    "metadata": {"title": "Model busy: retrying", "status": "done"},
+                }
+            )
         elif isinstance(event, TurnDone):
             for index in self._tools.values():
                 metadata = self.messages[index].get("metadata", {})
@@ -193,7 +219,7 @@ class Transcript:
                         "metadata": {
                             **metadata,
                             "status": "done",
-                            "title": metadata["title"] + "  · stopped",
+                            "title": f"{metadata['title']}  · {verdict_html('stopped', 'stopped')}",
                         },
                     }
             self._tools.clear()
@@ -238,7 +264,8 @@ class Transcript:
         )
         metadata = dict(message.get("metadata", {}))
         metadata["status"] = "done"
-        metadata["title"] = f"{metadata.get('title', event.name)}  · {verdict}"
+        label = verdict_html(event.outcome, verdict)
+        metadata["title"] = f"{metadata.get('title', _plain(event.name))}  · {label}"
         if duration is not None:
             metadata["duration"] = round(float(duration), 2)
         body = message["content"]
@@ -247,6 +274,10 @@ class Transcript:
             "content": f"{body}\n\n{result}" if body else result,
             "metadata": metadata,
         }
+        for path in event.images:  # the pictures the step made, right under it
+            self.messages.append(
+                {"role": "assistant", "content": {"path": path, "alt_text": Path(path).name}}
+            )
 
 
 def messages_from_history(events: Iterable[ChatEvent]) -> list[dict[str, Any]]:
@@ -255,18 +286,6 @@ def messages_from_history(events: Iterable[ChatEvent]) -> list[dict[str, Any]]:
         transcript.apply(event)
     transcript.apply(TurnDone())
     return transcript.messages
-
-
-def file_rows(entries: Iterable[Any]) -> list[list[str]]:
-    """Rows for the file panel: path relative to /workspace, size, modified (files only)."""
-    rows = []
-    for entry in entries:
-        if entry.is_dir:
-            continue
-        relative = entry.path.removeprefix("/workspace/")
-        modified = datetime.fromtimestamp(entry.modified).strftime("%Y-%m-%d %H:%M")
-        rows.append([relative, human_size(entry.size), modified])
-    return rows
 
 
 def is_image(path: str) -> bool:

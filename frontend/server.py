@@ -37,7 +37,7 @@ from mcp_server import (
 )
 from settings import ConfigError, Settings, load_settings
 
-from .app import CSS, build_app
+from .app import CSS, build_app, page_js
 from .exposure import check_exposure, exposed_without_login
 from .login import LoginLayer, uvicorn_proxy_options
 from .users import LOCAL_USER
@@ -116,6 +116,7 @@ def build_server(
         auth_dependency=login.current_user,
         max_file_size=settings.upload_limit_bytes,
         css=CSS,
+        js=page_js(service),
         theme=gr.themes.Soft(),
         footer_links=[],
         show_error=False,

@@ -14,7 +14,8 @@ from agent.events import (
     TurnDone,
     UserMessage,
 )
-from frontend.chat_ui import Transcript, file_rows, human_size, messages_from_history, tool_title
+from frontend.chat_ui import Transcript, messages_from_history, tool_title
+from frontend.panels import file_rows, human_size
 
 
 def test_streamed_text_accumulates_then_the_final_text_replaces_it():
@@ -43,7 +44,7 @@ def test_tool_step_is_pending_then_done_with_exit_code_duration_and_output():
     )
     step = transcript.messages[0]
     assert step["metadata"]["status"] == "done"
-    assert step["metadata"]["title"].endswith("· exit 2")
+    assert step["metadata"]["title"].endswith("· <span class='step-failed'>exit 2</span>")
     assert step["metadata"]["duration"] == 0.52
     assert "**exit 2**" in step["content"]
     assert "out" in step["content"]
@@ -78,7 +79,7 @@ def test_tool_error_and_turn_error_read_as_words():
     transcript.apply(ErrorEvent("The model call failed: ValueError: No API key"))
     assert "**Error:** no such file: x.txt" in transcript.messages[0]["content"]
     assert "Check the path." in transcript.messages[0]["content"]
-    assert transcript.messages[0]["metadata"]["title"].endswith("· error")
+    assert transcript.messages[0]["metadata"]["title"].endswith("step-error'>error</span>")
     assert transcript.messages[1]["content"].startswith("**Error:** The model call failed")
     assert "Traceback" not in str(transcript.messages)
 
@@ -88,7 +89,9 @@ def test_stopped_turn_closes_pending_steps_and_says_so():
     transcript.apply(ToolCallStarted("c1", "execute_bash", {"command": "sleep 30"}))
     transcript.apply(TurnDone(stopped=True))
     assert transcript.messages[0]["metadata"]["status"] == "done"
-    assert transcript.messages[0]["metadata"]["title"].endswith("· stopped")
+    assert transcript.messages[0]["metadata"]["title"].endswith(
+        "· <span class='step-stopped'>stopped</span>"
+    )
     assert transcript.messages[-1]["content"] == "_Stopped._"
 
 
@@ -121,8 +124,8 @@ def test_file_rows_and_sizes():
         SimpleNamespace(path="/workspace/a/b.csv", size=1536, modified=0, is_dir=False),
         SimpleNamespace(path="/workspace/a", size=4096, modified=0, is_dir=True),
     ]
-    rows = file_rows(entries)
-    assert [row[:2] for row in rows] == [["a/b.csv", "1.5 KB"]]
+    rows = file_rows(entries, now=90)
+    assert rows == [["a/b.csv", "1.5 KB", "1 min ago"]]
     assert human_size(10) == "10 B"
     assert human_size(5 * 1024 * 1024) == "5.0 MB"
 
@@ -158,3 +161,37 @@ def test_live_output_shows_in_the_pending_step_then_the_result_replaces_it():
     assert "running…" not in done["content"]
     assert "0\n1\n2" in done["content"]
     assert done["metadata"]["status"] == "done"
+
+
+def test_images_a_step_made_appear_right_under_it():
+    transcript = Transcript()
+    transcript.apply(ToolCallStarted("c1", "run_python", {"code": "plt.show()"}))
+    transcript.apply(
+        ToolCallFinished(
+            "c1",
+            "run_python",
+            {"status": "ok", "exit_code": 0, "stdout": "", "stderr": ""},
+            images=("/tmp/x/figure-1.png", "/tmp/x/figure-2.png"),
+        )
+    )
+    transcript.apply(TextFinal("Here it is."))
+    assert [m["content"] for m in transcript.messages[1:3]] == [
+        {"path": "/tmp/x/figure-1.png", "alt_text": "figure-1.png"},
+        {"path": "/tmp/x/figure-2.png", "alt_text": "figure-2.png"},
+    ]
+    assert transcript.messages[3]["content"] == "Here it is."
+
+
+def test_titles_show_commands_literally():
+    title = tool_title("execute_bash", {"command": "echo <b>x</b> *y* `z`"})
+    assert "<b>" not in title
+    assert "&lt;b&gt;" in title
+    assert r"\*y\*" in title
+
+
+def test_a_retry_of_the_model_is_said_in_the_chat():
+    from agent.events import ModelRetrying
+
+    transcript = Transcript()
+    transcript.apply(ModelRetrying(2.0, "The model is busy (429)."))
+    assert "Retrying in 2 s" in transcript.messages[0]["content"]

@@ -95,11 +95,11 @@ def test_step_outcomes_come_from_fields(response, outcome):
 @pytest.mark.parametrize(
     ("response", "label"),
     [
-        ({"status": "ok", "exit_code": 137, "stopped": True}, "· stopped"),
-        ({"status": "ok", "exit_code": 124, "timed_out": True}, "· timed out"),
-        ({"status": "ok", "exit_code": 137, "oom_killed": True}, "· out of memory"),
-        ({"error": ADK_ABORTED}, "· stopped"),
-        ({"error": "missing argument"}, "· error"),
+        ({"status": "ok", "exit_code": 137, "stopped": True}, "step-stopped'>stopped</span>"),
+        ({"status": "ok", "exit_code": 124, "timed_out": True}, "step-timed_out'>timed out</span>"),
+        ({"status": "ok", "exit_code": 137, "oom_killed": True}, "step-oom'>out of memory</span>"),
+        ({"error": ADK_ABORTED}, "step-stopped'>stopped</span>"),
+        ({"error": "missing argument"}, "step-error'>error</span>"),
     ],
 )
 def test_the_transcript_labels_steps_honestly(response, label):

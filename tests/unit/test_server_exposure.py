@@ -38,6 +38,7 @@ def test_binding_to_the_network_without_login_refuses_to_start(tmp_path):
 
 class _Service:
     model = ModelInfo("offline", offline=True)
+    models = (model,)
 
 
 def test_the_header_warns_when_exposed_and_offers_logout_with_login():
