@@ -137,7 +137,8 @@ def build_app(
     async def show_chat(user: str, session: str, identity: dict, request: gr.Request) -> tuple:
         tabs.opened(request.session_hash, user, session)
         messages = messages_from_history(await service.history(user, session))
-        table, picker = await files_update(user, session)
+        # A chat that never ran anything has no container yet: do not start one to list nothing.
+        table, picker = await files_update(user, session if messages else None)
         chats, search, choices = await chat_list(user, identity)
         current = next((c for c in chats if c.session_id == session), None)
         return (
@@ -184,7 +185,8 @@ def build_app(
 
     async def on_search(query: str, session: str, identity: dict, request: gr.Request) -> Any:
         _, _, choices = await chat_list(user_of(request), identity, query)
-        return gr.update(choices=choices, value=session)
+        shown = {value for _, value in choices}
+        return gr.update(choices=choices, value=session if session in shown else None)
 
     async def on_rename(title: str, session: str, identity: dict, request: gr.Request) -> tuple:
         user = user_of(request)
@@ -353,7 +355,7 @@ def build_app(
         demo.load(on_load, [identity], chat_outputs)
         new_chat.click(on_new_chat, [identity, model], chat_outputs)
         chats.input(on_pick_chat, [chats, session, identity], chat_outputs)
-        search.input(on_search, [search, session, identity], [chats])
+        search.change(on_search, [search, session, identity], [chats])
         rename.click(on_rename, [title, session, identity], [chats])
         delete.click(lambda: gr.update(visible=True), None, [confirm])
         cancel.click(lambda: gr.update(visible=False), None, [confirm])

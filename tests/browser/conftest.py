@@ -76,6 +76,7 @@ def start_app(app_label: str, data_dir: Path, **overrides) -> ServedApp:
         executor=ExecutorSettings(
             app_label=app_label,
             pool_size=0,
+            max_live_sessions=0,  # many chats of one local user across the module's tests
             state_dir=data_dir / "executor",
             audit_log=data_dir / "audit.jsonl",
         ),

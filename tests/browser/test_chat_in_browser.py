@@ -45,7 +45,7 @@ def test_bash_block_output_shows_in_a_tool_step(page, app):
     send(page, "```bash\necho tool-step-$((6*7))\n```")
     step = page.locator("#chatbot").get_by_text("Ran  echo tool-step-$((6*7))")
     expect(step.first).to_be_visible()
-    expect(page.locator("#chatbot").get_by_text("exit 0").first).to_be_visible()
+    expect(page.locator("#chatbot .step-ok").first).to_have_text("ok")  # the step's verdict
     wait_idle(page)
     step.first.click()  # expand the collapsed step
     expect(page.locator("#chatbot")).to_contain_text("tool-step-42")
@@ -109,7 +109,7 @@ def test_new_chat_starts_fresh_and_the_old_one_can_be_reopened(page, app):
     page.locator("#new-chat").click()
     expect(page.locator("#chatbot")).not_to_contain_text("first-chat-marker")
     expect(page.locator("#files")).not_to_contain_text("first-chat.txt")  # its own workspace
-    page.locator("#chats").get_by_text("$ echo first-chat-marker").first.click()
+    page.locator("#chats").get_by_text("echo first-chat-marker").first.click()
     expect(page.locator("#chatbot")).to_contain_text("first-chat-marker")
     expect(page.locator("#files")).to_contain_text("first-chat.txt")
 
@@ -122,6 +122,7 @@ def test_stop_ends_a_running_turn(page, app):
     started = time.monotonic()
     page.locator("#stop").click()
     expect(page.locator("#chatbot")).to_contain_text("Stopped.", timeout=15_000)
+    expect(page.locator("#chatbot .step-stopped").first).to_have_text("stopped")
     assert time.monotonic() - started < 15
     wait_idle(page)
 
@@ -162,7 +163,8 @@ def test_demo_walkthrough_from_the_example_buttons(page, app):
     run_example(0, "coderunner")  # run a command
     run_example(1, "North")  # upload sales.csv (attached by the example) and summarise it
     expect(page.locator("#files")).to_contain_text("sales.csv")
-    run_example(2, "saved /workspace/revenue.png")  # plots df, kept from the step before
+    run_example(2, "figure saved: /workspace/figures/figure-1.png")  # df kept from before
+    expect(page.locator("#chatbot img[src*='figure-1.png']")).to_be_visible()  # inline
     run_example(3, "chart saved to /workspace/sales_chart.png")  # the skill makes a chart
     expect(page.locator("#files")).to_contain_text("sales_chart.png")
     page.locator("#file-picker input").click()
@@ -173,3 +175,5 @@ def test_demo_walkthrough_from_the_example_buttons(page, app):
     page.reload(wait_until="domcontentloaded")  # everything is still there
     expect(page.locator("#chatbot")).to_contain_text("uname -srm")
     expect(page.locator("#files")).to_contain_text("sales_chart.png")
+    expect(page.locator("#chatbot img[src*='figure-1.png']")).to_be_visible()  # from history
+    expect(page.locator("#chatbot img[src*='sales_chart.png']")).to_be_visible()

@@ -129,7 +129,8 @@ def test_login_and_the_walkthrough_work_through_the_https_proxy(browser, proxied
     assert all(c["secure"] and c["sameSite"] == "Lax" for c in session)
 
     examples = page.locator("button.gallery-item")
-    for index, expected in ((0, "coderunner"), (1, "North"), (2, "saved /workspace/revenue.png")):
+    steps = ((0, "coderunner"), (1, "North"), (2, "figure saved: /workspace/figures/figure-1.png"))
+    for index, expected in steps:
         examples.nth(index).click()
         page.locator("#chatbox textarea").press("Enter")
         expect(page.locator("#chatbot")).to_contain_text(expected, timeout=60_000)
