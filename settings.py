@@ -70,8 +70,17 @@ class ExecutorSettings:
     # Resident runner: commands in a few ms over one long-lived exec, and a stateful Python
     # kernel per session. Off = every command is its own `docker exec`.
     use_runner: bool = True
-    # Warm pool: containers started ahead of time for new sessions (0 disables it).
+    # Warm pool: containers started ahead of time (runner and Python kernel running) for new
+    # sessions. pool_size is its floor (0 disables it); it grows to the number of sessions that
+    # arrived in the last pool_window_s, up to pool_max_size and to what pool_memory_budget_bytes
+    # holds at pool_member_memory_bytes each, and shrinks back after pool_window_s without
+    # arrivals. At most pool_refill_parallel members are made at once (running sessions first).
     pool_size: int = 2
+    pool_max_size: int = 64
+    pool_memory_budget_bytes: int = 2 << 30
+    pool_member_memory_bytes: int = 32 << 20
+    pool_window_s: float = 120.0
+    pool_refill_parallel: int = 2
     pool_check_interval_s: float = 10.0  # how often dead or outdated pool members are replaced
     # Where the executor remembers which pooled container and volume each session took.
     state_dir: Path = PROJECT_ROOT / "data" / "executor"

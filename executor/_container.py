@@ -4,6 +4,7 @@ recreated on the same workspace when it was removed or runs an old image."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,35 @@ from .errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class _Creations:
+    """How many containers this process is creating right now: background work (runner
+    warm-ups) waits for a quiet moment instead of competing with a crowd of new sessions."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+        self._quiet = threading.Condition(self._lock)
+
+    def __enter__(self) -> bool:
+        """Count one creation; True when others are under way too (a crowd)."""
+        with self._lock:
+            self._count += 1
+            return self._count > 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._count -= 1
+            if not self._count:
+                self._quiet.notify_all()
+
+    def wait_quiet(self, timeout_s: float) -> None:
+        with self._lock:
+            self._quiet.wait_for(lambda: self._count == 0, timeout=timeout_s)
+
+
+CREATIONS = _Creations()
 
 # A bash-builtin loop: no fork needed, so it works even at the pids limit.
 KILL_ALL = "for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do kill -9 -1 2>/dev/null || exit 0; done"
@@ -40,6 +70,7 @@ class SandboxContainer:
         skills_path: Path | None,
         container_id: str | None = None,
         claim: Callable[[SandboxContainer], bool] | None = None,
+        new: bool = False,
     ) -> None:
         self.engine = engine
         self.spec = spec
@@ -53,6 +84,12 @@ class SandboxContainer:
         self.running = False
         self.stopped_idle = False  # stopped by the idle reaper; started again on next use
         self.claim = claim  # takes a warm-pool container for a session that has none yet
+        # No container of this key existed when the app started (nor since): creating one
+        # needs no look-up first. `fresh`: the container was just made amid a crowd of others,
+        # so its first command skips starting the runner (which warms up once it is quiet).
+        self.new = new
+        self.fresh = False
+        self.crowded = False
 
     @property
     def ref(self) -> str:
@@ -79,15 +116,16 @@ class SandboxContainer:
         # First the workspace: it must exist and (loop quotas) mount its own image. After a
         # reboot this may remove a stopped container, which is then made again below.
         self.engine.ensure_volume(self.volume, self.labels, self.spec.workspace_quota_bytes)
-        info = self.engine.inspect(self.name)
-        image_id = self.engine.image_id(self.spec.image_name)
-        if info is not None and info.image_id != image_id:
+        new, self.new = self.new, False
+        info = None if new else self.engine.inspect(self.name)  # a 409 on create still tells
+        if info is not None and info.image_id != self.engine.image_id(self.spec.image_name):
             logger.info("sandbox %s runs an old image; recreating it (workspace kept)", self.name)
             self.engine.remove(info.id)
             info = None
         try:
             if info is None:
                 self.id = self._create()
+                self.fresh = self.crowded
             else:
                 self.id = info.id
                 if info.paused or not info.running:
@@ -103,7 +141,9 @@ class SandboxContainer:
         )
         started = time.monotonic()
         try:
-            container_id = self.engine.create(request)
+            with CREATIONS as crowded:
+                container_id = self.engine.create(request)
+            self.crowded = crowded
         except ContainerConflictError:  # another process created it first: use theirs
             info = self.engine.inspect(self.name)
             if info is None:

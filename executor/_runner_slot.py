@@ -100,6 +100,21 @@ class RunnerSlot:
                 return None
         return None
 
+    def warm(self) -> None:
+        """Start the runner ahead of the next command, if the container runs and none does; a
+        failure here is no strike (the next command tries again, and counts it)."""
+        if self.runner is not None or not self.spec.use_runner or not self.container.running:
+            return
+        try:
+            self.runner = RunnerChannel(
+                self.container.engine,
+                self.container.ensure_running(),
+                kill_grace_s=self.spec.kill_grace_s,
+                kill_all=self._kill_quietly,
+            )
+        except (RunnerError, EngineError) as exc:
+            logger.info("runner warm-up of %s: %s", self.container.name, exc)
+
     def failed(self, exc: RunnerError, notes: Notes) -> None:
         """Count a failure of the runner; after FAILURES_ALLOWED the session stops using it."""
         self.drop("the command runner failed")

@@ -174,6 +174,9 @@ class SandboxManager:
         sandbox = Sandbox(container, self.spec, self.exec_word)
         if not registered:
             container.claim = lambda c: self._claim(sandbox, c)
+        container.new = (
+            container_id is None and not registered and volume not in self._volumes_at_start
+        )
         return sandbox
 
     def _pool_runner(self, container_id: str) -> RunnerChannel | None:
@@ -185,12 +188,23 @@ class SandboxManager:
                 self.engine.exec_detached(container_id, ["bash", "-c", KILL_ALL])
 
         try:
-            return RunnerChannel(
+            runner = RunnerChannel(
                 self.engine, container_id, kill_grace_s=self.spec.kill_grace_s, kill_all=kill_all
             )
         except (RunnerError, EngineError) as exc:
             logger.warning("pool member runner did not start: %s", exc)
             return None
+        try:  # the Python kernel too, so a session's first run_python is as quick as its next
+            runner.request(
+                {"op": "python", "code": "", "timeout": 30, "limit": 4096, "flood": 1 << 20},
+                timeout_s=30,
+                stdout_limit=4096,
+                stderr_limit=4096,
+            )
+        except RunnerError as exc:
+            logger.warning("pool member kernel did not start: %s", exc)
+            return None
+        return runner
 
     def _claim(self, sandbox: Sandbox, container: SandboxContainer) -> bool:
         """Give a new session a warm-pool container (recorded, so its volume is found again)."""
@@ -281,7 +295,9 @@ class SandboxManager:
 
     def pool_status(self) -> PoolStatus:
         pool = self.pool
-        return PoolStatus(pool.ready() if pool else 0, pool.size if pool else 0)
+        if pool is None:
+            return PoolStatus(0, 0)
+        return PoolStatus(pool.ready(), pool.size, pool.floor, pool.ceiling, pool.created)
 
     def inventory(self) -> Inventory:
         """What this app has on the engine; never starts, adopts or removes anything."""

@@ -1,20 +1,27 @@
 """WarmPool: hardened containers started ahead of time, so a new session's first command costs
-about as much as a warm exec instead of a container start.
+about as much as a warm command instead of a container start.
 
 Each member is created exactly like a session container (same hardening, its own fresh volume)
-and is handed to one session only, once; nothing runs in it before. A background thread keeps
-the pool at its size, replaces members that died, and discards members of an old image. Members
-carry the label `mcp-code-executor.pool=1`: a new process removes the unclaimed ones a crashed
-process left, and shutdown removes its own.
+with its runner and Python kernel already running, and is handed to one session only, once;
+nothing of a session runs in it before. Members carry the label `mcp-code-executor.pool=1`: a
+new process removes the unclaimed ones a crashed process left, and shutdown removes its own.
+
+The pool learns from demand: its target is the number of sessions that arrived in the last
+`window_s` (claims that found it empty count too), never below `floor`, never above `ceiling`
+(a count and a memory budget). So after one crowd the next finds as many members ready; when
+arrivals stop the target falls back and surplus members go. Members are made `parallel` at a
+time, so refilling never takes the machine from running sessions.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +45,34 @@ class PoolMember:
     runner: Any = None  # a RunnerChannel started ahead too, so the first command is fast
 
 
+class Demand:
+    """When sessions arrived; the pool's target follows how many came in the last window."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self._clock = clock
+        self._arrivals: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def arrived(self) -> None:
+        with self._lock:
+            self._arrivals.append(self._clock())
+
+    def recent(self) -> int:
+        now = self._clock()
+        with self._lock:
+            while self._arrivals and now - self._arrivals[0] > self.window_s:
+                self._arrivals.popleft()
+            return len(self._arrivals)
+
+
+def pool_target(floor: int, ceiling: int, recent_arrivals: int) -> int:
+    """How many members to keep ready: as many as recently arrived, within [floor, ceiling]."""
+    return max(floor, min(ceiling, recent_arrivals))
+
+
 class WarmPool:
-    """Up to `size` ready containers; claim() hands one out and triggers a refill."""
+    """Ready containers; claim() hands one out and the pool refills to its target."""
 
     def __init__(
         self,
@@ -51,24 +84,37 @@ class WarmPool:
         tools_path: Path | None,
         skills_path: Path | None,
         start_runner: Callable[[str], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.spec = spec
-        self.size = size
+        self.floor = size
+        by_memory = spec.pool_memory_budget_bytes // max(1, spec.pool_member_memory_bytes)
+        self.ceiling = max(size, min(spec.pool_max_size, by_memory))
         self.labels = {**labels, POOL_LABEL: "1"}
+        self.demand = Demand(spec.pool_window_s, clock)
         self._tools_path = tools_path
         self._skills_path = skills_path
         self._check_every_s = spec.pool_check_interval_s
         self._start_runner = start_runner
         self._members: deque[PoolMember] = deque()
+        self._making = 0  # members being made right now
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+        self._makers = ThreadPoolExecutor(
+            max_workers=max(1, spec.pool_refill_parallel), thread_name_prefix="warm-pool-make"
+        )
         self.created = 0  # for the doctor and benchmarks
 
+    @property
+    def size(self) -> int:
+        """The current target."""
+        return pool_target(self.floor, self.ceiling, self.demand.recent())
+
     def start(self) -> None:
-        if self.size <= 0 or self._thread is not None:
+        if self.floor <= 0 or self._thread is not None:
             return
         self._thread = threading.Thread(target=self._loop, name="warm-pool", daemon=True)
         self._thread.start()
@@ -78,37 +124,38 @@ class WarmPool:
             return len(self._members)
 
     def claim(self, labels: dict[str, str] | None = None) -> PoolMember | None:
-        """A ready container for a new session, or None when the pool is empty. With `labels`,
-        the engine must confirm the claim (`Engine.claim`); a member another app process took
-        is dropped (not removed: it is theirs now) and the next one is tried."""
-        while True:
-            with self._lock:
-                member = self._members.popleft() if self._members else None
-            self._wake.set()
-            if member is None or labels is None:
-                return member
-            try:
+        """A ready container for a new session, or None when the pool is empty (the arrival
+        counts either way). The engine confirms the claim: where several app processes share
+        members (Kubernetes), a member another process took is dropped here and the next tried."""
+        self.demand.arrived()
+        try:
+            while True:
+                with self._lock:
+                    member = self._members.popleft() if self._members else None
+                if member is None or labels is None:
+                    return member
                 if self.engine.claim(member.container_id, labels):
                     return member
-            except ExecutorError as exc:
-                logger.warning("could not claim pool member %s: %s", member.name, exc)
-            if member.runner is not None:
-                member.runner.close()
+                logger.info("pool member %s was taken by another process", member.name)
+        finally:
+            self._wake.set()
 
     def _loop(self) -> None:
         while not self._closing.is_set():
             try:
-                self._fill()
+                self._tend()
             except ExecutorError as exc:
                 logger.warning("warm pool refill failed: %s", exc)
             self._wake.wait(self._check_every_s)
             self._wake.clear()
 
-    def _fill(self) -> None:
+    def _tend(self) -> None:
+        """Drop dead or outdated members, shrink to the target, and start making what is
+        missing (in the background, `pool_refill_parallel` at a time)."""
         current_image = self.engine.image_id(self.spec.image_name)
         with self._lock:
             members = list(self._members)
-        for member in members:  # drop members of an old image, or that died
+        for member in members:
             info = self.engine.inspect(member.container_id)
             healthy = (
                 member.image_id == current_image
@@ -117,22 +164,41 @@ class WarmPool:
                 and not info.paused
             )
             if not healthy:
-                with self._lock:
-                    if member in self._members:
-                        self._members.remove(member)
-                self._discard(member)
-                logger.info("discarded pool member %s", member.name)
-        while not self._closing.is_set():
-            with self._lock:
-                if len(self._members) >= self.size:
-                    return
-            member = self._create(current_image)
+                self._drop(member, "dead or of an old image")
+        target = self.size
+        with self._lock:
+            surplus = list(self._members)[target:]
+            missing = target - len(self._members) - self._making
+            self._making += max(0, missing)
+        for member in surplus:  # demand fell: the oldest extra members go
+            self._drop(member, "not needed now")
+        for _ in range(max(0, missing)):
+            self._makers.submit(self._make_one, current_image)
+
+    def _drop(self, member: PoolMember, why: str) -> None:
+        with self._lock:
+            if member not in self._members:
+                return
+            self._members.remove(member)
+        self._discard(member)
+        logger.info("discarded pool member %s (%s)", member.name, why)
+
+    def _make_one(self, image_id: str) -> None:
+        try:
+            if self._closing.is_set():
+                return
+            member = self._create(image_id)
             with self._lock:
                 keep = not self._closing.is_set() and len(self._members) < self.size
                 if keep:
                     self._members.append(member)
             if not keep:
                 self._discard(member)
+        except ExecutorError as exc:
+            logger.warning("could not make a pool member: %s", exc)
+        finally:
+            with self._lock:
+                self._making -= 1
 
     def _create(self, image_id: str) -> PoolMember:
         name = f"{self.spec.app_label}-pool-{uuid.uuid4().hex[:16]}"
@@ -162,6 +228,7 @@ class WarmPool:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self._makers.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             members, self._members = list(self._members), deque()
         for member in members:

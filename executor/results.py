@@ -91,8 +91,11 @@ class SandboxInfo:
 
 @dataclass(frozen=True)
 class PoolStatus:
-    ready: int
-    target: int
+    ready: int  # members waiting for a session
+    target: int  # how many it is growing or shrinking to (recent demand, within the bounds)
+    floor: int = 0
+    ceiling: int = 0
+    created: int = 0  # members made since start
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from settings import ExecutorSettings
 
-from ._container import SandboxContainer
+from ._container import CREATIONS, SandboxContainer
 from ._exec import OnChunk, Sink, StreamEnd
 from ._file_results import file_error, file_meta
 from ._plain_exec import bash_argv, run_plain
@@ -74,7 +74,19 @@ class Sandbox:
         via_runner: Callable[[RunnerChannel], T],
         via_exec: Callable[[], T],
         after_ack: Callable[[RunnerError], T],
+        cold_exec: bool = False,
     ) -> T:
+        if cold_exec and self.slot.runner is None and self.spec.use_runner:
+            # A container just made amid a crowd of new sessions: one plain exec answers sooner
+            # than starting the runner (a Python interpreter) first, and spares the others that
+            # CPU. The runner starts once the crowd has passed, for the commands that follow.
+            self.container.ensure_running()
+            if self.container.fresh:
+                self.container.fresh = False
+                try:
+                    return via_exec()
+                finally:
+                    self._warm_runner_later()
         for attempt in (1, 2):
             channel = self.slot.get(notes)
             if channel is None:
@@ -92,6 +104,14 @@ class Sandbox:
                 notes.add(Notice.PLAIN_EXEC)
                 break
         return via_exec()
+
+    def _warm_runner_later(self) -> None:
+        def warm() -> None:
+            CREATIONS.wait_quiet(timeout_s=30)  # not while a crowd of sessions is starting
+            with self.lock:
+                self.slot.warm()
+
+        threading.Thread(target=warm, name="runner-warm-up", daemon=True).start()
 
     @contextlib.contextmanager
     def _using(self) -> Iterator[Notes]:
@@ -183,6 +203,7 @@ class Sandbox:
                 ),
                 via_exec=lambda: self._plain_bash(command, timeout_s, cancel, on_chunk, notes),
                 after_ack=lambda exc: self._stopped_mid_request(exc, started, notes),
+                cold_exec=True,
             )
             if outcome.ended is StreamEnd.EOF and time.monotonic() - started >= timeout_s:
                 outcome.ended = StreamEnd.DEADLINE  # the runner died at the deadline

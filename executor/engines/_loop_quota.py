@@ -18,6 +18,8 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
+import uuid
 from enum import Enum
 from pathlib import Path
 
@@ -45,12 +47,13 @@ def loop_unavailable_reason() -> str | None:
     return None
 
 
-def _run(*argv: str) -> str:
+def _run(*argv: str, nice: bool = False) -> str:
     tool = shutil.which(argv[0]) or f"/usr/sbin/{argv[0]}"
+    command = [tool, *argv[1:]]
+    if nice:  # background work: let the sessions' own commands go first
+        command = ["nice", "-n", "10", *command]
     try:
-        done = subprocess.run(
-            [tool, *argv[1:]], capture_output=True, text=True, timeout=60, check=False
-        )
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EngineError(f"{argv[0]} failed: {exc}") from exc
     if done.returncode != 0:
@@ -59,34 +62,91 @@ def _run(*argv: str) -> str:
 
 
 class LoopImages:
-    """The images of one app's workspaces, under `folder`."""
+    """The images of one app's workspaces, under `folder`, with a few formatted ahead.
 
-    def __init__(self, folder: Path) -> None:
+    Making an image (mkfs and friends) costs tens of milliseconds of CPU; a crowd of new
+    sessions should not pay it at once. So a small stock of blank images of the quota's size is
+    kept in `folder/spare/`, refilled in the background at low priority: a workspace then takes
+    one by renaming it."""
+
+    def __init__(self, folder: Path, spares: int = 4) -> None:
         self.folder = folder
+        self.spares = spares
+        self._lock = threading.Lock()
+        self._refilling = False
 
     def image(self, volume: str) -> Path:
         return self.folder / f"{volume}.img"
 
+    def _spare_dir(self, size_bytes: int) -> Path:
+        return self.folder / "spare" / str(size_bytes)
+
     def make(self, volume: str, size_bytes: int) -> tuple[Path, str]:
-        """A fresh sparse ext4 image owned by the sandbox user, with room for `size_bytes`
-        (the file system's own metadata comes on top), attached; (image, device)."""
+        """A blank ext4 image owned by the sandbox user, with room for `size_bytes`, attached
+        (a spare one when there is one); (image, device)."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         image = self.image(volume)
         try:
-            size = size_bytes
-            for _ in range(4):  # grow until the usable space covers the quota
-                with image.open("wb") as f:
-                    f.truncate(size)
-                _run("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "root_owner=1000:1000", str(image))
-                _run("debugfs", "-w", "-R", "rmdir lost+found", str(image))  # not the user's
-                short = size_bytes - usable_bytes(image)
-                if short <= 0:
-                    break
-                size += short + (1 << 20)
+            if not self._take_spare(size_bytes, image):
+                self._format(image, size_bytes)
             return image, self.attach(image)
         except EngineError:
             image.unlink(missing_ok=True)
             raise
+        finally:
+            self.refill_later(size_bytes)
+
+    def _take_spare(self, size_bytes: int, image: Path) -> bool:
+        with self._lock:
+            stock = sorted(self._spare_dir(size_bytes).glob("*.img"))
+            for spare in stock:
+                try:
+                    os.rename(spare, image)
+                    return True
+                except OSError:
+                    continue
+        return False
+
+    def refill_later(self, size_bytes: int) -> None:
+        """Top the stock up in a background thread (one at a time)."""
+        if self.spares <= 0:
+            return
+        with self._lock:
+            if self._refilling:
+                return
+            self._refilling = True
+
+        def refill() -> None:
+            try:
+                folder = self._spare_dir(size_bytes)
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                while len(list(folder.glob("*.img"))) < self.spares:
+                    part = folder / f".{uuid.uuid4().hex}.part"
+                    self._format(part, size_bytes, nice=True)
+                    os.rename(part, folder / f"{uuid.uuid4().hex}.img")
+            except (EngineError, OSError) as exc:
+                logger.warning("could not make spare workspace images: %s", exc)
+            finally:
+                with self._lock:
+                    self._refilling = False
+
+        threading.Thread(target=refill, name="spare-workspaces", daemon=True).start()
+
+    @staticmethod
+    def _format(image: Path, size_bytes: int, *, nice: bool = False) -> None:
+        """Make `image` a sparse ext4 file system with room for `size_bytes` (its metadata
+        comes on top), owned by the sandbox user, without lost+found."""
+        size = size_bytes
+        for _ in range(4):  # grow until the usable space covers the quota
+            with image.open("wb") as f:
+                f.truncate(size)
+            mkfs = ("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "root_owner=1000:1000", str(image))
+            _run(*mkfs, nice=nice)
+            _run("debugfs", "-w", "-R", "rmdir lost+found", str(image), nice=nice)
+            short = size_bytes - usable_bytes(image)
+            if short <= 0:
+                return
+            size += short + (1 << 20)
 
     @staticmethod
     def attach(image: Path, device: str | None = None) -> str:

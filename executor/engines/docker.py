@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">BxxxL")
 _RECV_SIZE = 256 * 1024
+_IMAGE_ID_TTL_S = 5.0
 _UNREACHABLE_HINT = (
     "Is Docker running? Start it (`sudo systemctl start docker`, or `sudo dockerd &`), check "
     "DOCKER_HOST, and that this user may use the Docker socket."
@@ -256,6 +257,7 @@ class DockerEngine(Engine):
         self._quota_wanted = quota_mode
         self._quota: QuotaMode | None = None
         self.quota_note = ""
+        self._image_ids: dict[str, tuple[str, float]] = {}
         host = self._environ.get("DOCKER_HOST", "")
         if client is None and host.startswith("ssh://"):
             raise SandboxUnavailableError(_SSH_REFUSAL.format(host=host))
@@ -299,8 +301,14 @@ class DockerEngine(Engine):
             return set((self.api.info().get("Runtimes") or {}).keys())
 
     def image_id(self, image: str) -> str:
+        """The image's id; remembered for a few seconds (a crowd of new sessions asks often)."""
+        cached = self._image_ids.get(image)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         with _translated(f"image {image}"):
-            return self.api.inspect_image(image)["Id"]
+            found = self.api.inspect_image(image)["Id"]
+        self._image_ids[image] = (found, time.monotonic() + _IMAGE_ID_TTL_S)
+        return found
 
     def image_labels(self, image: str) -> dict[str, str] | None:
         try:
