@@ -107,19 +107,22 @@ class Raw:
 class Ours:
     """This executor, driven from a dedicated event loop thread."""
 
-    def __init__(self, pool_size: int) -> None:
-        self.name = f"this executor (pool {'on' if pool_size else 'off'})"
+    def __init__(self, pool_size: int, name: str = "", **settings: Any) -> None:
+        self.name = name or f"this executor (pool {'on' if pool_size else 'off'})"
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.client = DockerExecutionClient(
-            app_label=f"{LABEL}-{pool_size}",
-            pool_size=pool_size,
-            pool_check_interval_s=5.0,
-            state_dir=Path(tempfile.mkdtemp()),
-            audit_log=Path(tempfile.mkdtemp()) / "a.jsonl",
-            max_executions_per_minute=0,
-            max_concurrent_executions=0,
-            max_live_sessions=0,
+            **{
+                "app_label": f"{LABEL}-{pool_size}-{uuid.uuid4().hex[:4]}",
+                "pool_size": pool_size,
+                "pool_check_interval_s": 5.0,
+                "state_dir": Path(tempfile.mkdtemp()),
+                "audit_log": Path(tempfile.mkdtemp()) / "a.jsonl",
+                "max_executions_per_minute": 0,
+                "max_concurrent_executions": 0,
+                "max_live_sessions": 0,
+                **settings,
+            }
         )
         self.call(self.client.start())
 

@@ -13,6 +13,7 @@ import pytest
 
 from executor import DockerExecutionClient
 from executor.pool import POOL_LABEL
+from tests.conftest import app_containers
 
 pytestmark = pytest.mark.docker
 
@@ -182,3 +183,86 @@ async def test_a_session_with_a_workspace_keeps_it_instead_of_taking_a_pooled_on
     assert await again.read_file("returning", "mine.txt") == "still mine"
     assert again.pool_status().ready == 1  # the pooled container was not taken
     await again.aclose()
+
+
+async def test_the_first_python_call_finds_its_kernel_already_running(pooled):
+    await asyncio.sleep(1.5)  # members were made (kernel included) before the session arrived
+    age = await pooled.run_python(
+        "pool-kernel",
+        "import os\n"
+        "ticks = int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19])\n"
+        "up = float(open('/proc/uptime').read().split()[0])\n"
+        "print(up - ticks / os.sysconf('SC_CLK_TCK'))",
+    )
+    assert age.exit_code == 0, age.stderr
+    assert float(age.stdout) > 1.0  # the interpreter is older than the call
+
+
+async def test_the_pool_grows_with_a_crowd_and_shrinks_when_it_is_gone(
+    make_executor, docker_client
+):
+    client = make_executor(pool_size=1, pool_max_size=5, pool_window_s=6, pool_check_interval_s=0.3)
+    await client.start()
+    await wait_for(lambda: client.pool_status().ready == 1, what="the pool to fill")
+    label = client.settings.app_label
+    crowd = [f"grow-{i}" for i in range(4)]
+    outs = await asyncio.gather(*(client.execute_bash(key, "echo in") for key in crowd))
+    assert [code for code, _, _ in outs] == [0] * 4
+    assert client.pool_status().target == 4  # as many as just arrived
+    await wait_for(lambda: client.pool_status().ready == 4, what="the pool to grow")
+    # The next crowd of that size finds a warm container each.
+    ready = {c.name for c in pool_containers(docker_client, label)}
+    again = [f"again-{i}" for i in range(4)]
+    await asyncio.gather(*(client.execute_bash(key, "true") for key in again))
+    taken = {(await client.sandbox_info(key)).container_name for key in again}
+    assert taken <= ready
+    # Quiet for a window: back to the floor, surplus containers and volumes removed.
+    await wait_for(lambda: client.pool_status().target == 1, timeout=20, what="the target to fall")
+    await wait_for(
+        lambda: len(app_containers(docker_client, label)) == 9,  # 8 sessions + the floor
+        timeout=20,
+        what="surplus members to go",
+    )
+    volumes = docker_client.volumes.list(filters={"label": f"mcp-code-executor.app={label}"})
+    assert len(volumes) == 9
+
+
+async def test_the_pool_never_grows_past_its_memory_budget(make_executor, docker_client):
+    client = make_executor(
+        pool_size=1,
+        pool_max_size=50,
+        pool_member_memory_bytes=64 << 20,
+        pool_memory_budget_bytes=(64 << 20) * 3,
+        pool_window_s=60,
+        pool_check_interval_s=0.3,
+    )
+    await client.start()
+    assert client.pool_status().ceiling == 3
+    await asyncio.gather(*(client.execute_bash(f"budget-{i}", "true") for i in range(6)))
+    assert client.pool_status().target == 3
+    await wait_for(lambda: client.pool_status().ready == 3, what="the pool to fill to its ceiling")
+    await asyncio.sleep(1.5)  # a few more checks: nothing beyond the ceiling is made
+    assert len(app_containers(docker_client, client.settings.app_label)) == 6 + 3
+
+
+async def test_a_crowd_gets_one_container_each_and_sees_only_its_own_files(make_executor):
+    client = make_executor(pool_size=4, pool_check_interval_s=0.3)
+    await client.start()
+    await wait_for(lambda: client.pool_status().ready == 4, what="the pool to fill")
+    keys = [f"crowd-{i}" for i in range(10)]  # more than are ready: some start cold meanwhile
+    outs = await asyncio.gather(
+        *(
+            client.execute_bash(key, f"echo {key} > /workspace/owner-{key}; ls /workspace /tmp")
+            for key in keys
+        )
+    )
+    for key, (code, out, err) in zip(keys, outs, strict=True):
+        assert code == 0, err
+        assert [line for line in out.split() if line.startswith("owner-")] == [f"owner-{key}"]
+    names = [(await client.sandbox_info(key)).container_name for key in keys]
+    volumes = [(await client.sandbox_info(key)).volume for key in keys]
+    assert len(set(names)) == len(keys)
+    assert len(set(volumes)) == len(keys)
+    for key in keys:  # and it stays that way on the next command
+        code, out, _ = await client.execute_bash(key, "cat /workspace/owner-*")
+        assert out == f"{key}\n"
