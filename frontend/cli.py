@@ -236,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     clean.add_argument("--images", action="store_true", help="also remove the sandbox images")
     commands.add_parser("run", help="start the web app")
     cli_users.register(commands)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["mcp"], ["token"]):  # their own parsers, shared with python -m mcp_server
+        import mcp_server.cli as mcp_cli
+
+        return mcp_cli.main(argv[1:]) if argv[0] == "mcp" else mcp_cli.main(argv)
+    commands.add_parser("mcp", help="serve the MCP tools on stdin/stdout (for desktop clients)")
+    commands.add_parser("token", help="create, list or revoke MCP tokens")
     args = parser.parse_args(argv)
     if args.command == "user":
         return cli_users.run(args)

@@ -1,4 +1,4 @@
-"""`python -m mcp_server` over stdio with the official client, in both protocol revisions."""
+"""`mcp-code-executor mcp` and `python -m mcp_server` over stdio with the official client, in both protocol revisions."""
 
 from __future__ import annotations
 
@@ -39,12 +39,18 @@ def stdio_env(docker_client, app_label, tmp_path_factory):
     leftovers.cleanup_all(remove_volumes=True)
 
 
+# The installed command (what a desktop client's config names) and the module.
+LAUNCHERS = {
+    "legacy": (str(Path(sys.executable).with_name("mcp-code-executor")), ["mcp"]),
+    "auto": (sys.executable, ["-m", "mcp_server"]),
+}
+
+
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_stdio_lists_tools_and_runs_bash(stdio_env, mode):
     env, data = stdio_env
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "mcp_server"], env=env, cwd=str(ROOT)
-    )
+    command, args = LAUNCHERS[mode]
+    params = StdioServerParameters(command=command, args=args, env=env, cwd=str(ROOT))
     async with Client(params, mode=mode) as client:
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
         assert {t.name for t in (await client.list_tools()).tools} == TOOLS
