@@ -147,7 +147,8 @@ def check_openai_compatible(name: str, model: str, *, timeout_s: float = 5.0) ->
 
 
 def _listed(name: str, model: str, endpoint: str, listed: list[str], setting: str) -> Report:
-    if model in listed:
+    # Ollama lists "llama3.1:latest" and answers to "llama3.1" as well.
+    if model in listed or f"{model}:latest" in listed:
         return ("ok", f"model: {name} (key accepted by {endpoint}; the model is listed)", "")
     shown = ", ".join(listed[:_SHOWN_MODELS]) + (", ..." if len(listed) > _SHOWN_MODELS else "")
     return (

@@ -220,3 +220,10 @@ def test_openai_compatible_without_a_key_says_so(environ):
     status, what, fix = model_report(settings)
     assert (status, what) == ("fail", "model: openai/fake-model but no OPENAI_API_KEY is set")
     assert "any value for a local server" in fix
+
+
+def test_openai_compatible_default_tag_of_a_local_server_counts_as_listed(environ):
+    with FakeOpenAI(models=("llama3.1:latest",)) as fake:  # as Ollama lists its models
+        settings = environ(APP_MODEL="openai/llama3.1", **fake.env())
+        status, what, _ = model_report(settings)
+    assert status == "ok", what
