@@ -474,7 +474,7 @@ async def test_gemini_first_request_is_not_bigger_than_before(fake_gemini, open_
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the first request is 9,746 B (target 8,192): ADK's skills block is 2,677 characters "
+    reason="the first request is 9,745 B (target 8,192): ADK's skills block is 2,677 characters "
     "of the system instruction, pydantic's `title` fields 419 B of the tool schemas",
 )
 async def test_gemini_first_request_is_at_most_8_kb(fake_gemini, open_chat):
