@@ -174,6 +174,16 @@ class EventConverter:
     model: str = "the model"
     started: dict[str, float] = field(default_factory=dict)
     errors: int = 0  # model errors reported so far (the turn's exception need not repeat one)
+    answered: bool = False  # the model said something (text or an error) since its last step
+
+    def empty_reply(self) -> ErrorEvent | None:
+        """What to show when a turn ended with nothing from the model after its last step (a
+        real model sometimes returns no text and no call): the person would see nothing."""
+        if self.answered:
+            return None
+        return ErrorEvent(
+            f"{self.model} returned an empty reply. Send your message again, or rephrase it."
+        )
 
     def convert(self, event: Event, *, live: bool = True) -> list[ChatEvent]:
         out: list[ChatEvent] = []
@@ -203,6 +213,13 @@ class EventConverter:
                 )
             elif part.text and not part.thought:
                 out.append(TextDelta(part.text) if event.partial else TextFinal(part.text))
+        for chat_event in out:
+            if isinstance(chat_event, ToolCallFinished):
+                self.answered = False
+            elif isinstance(chat_event, ErrorEvent) or (
+                isinstance(chat_event, TextDelta | TextFinal) and chat_event.text.strip()
+            ):
+                self.answered = True
         return out
 
     @staticmethod

@@ -387,6 +387,10 @@ class ChatService:
                 ):
                     for chat_event in converter.convert(event):
                         queue.put_nowait(await self._with_images(user_id, session_id, chat_event))
+                empty = None if abort.is_set() else converter.empty_reply()
+                if empty is not None:
+                    logger.info("model returned an empty reply in session %s", session_id)
+                    queue.put_nowait(empty)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

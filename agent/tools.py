@@ -12,6 +12,7 @@ This module deliberately does not use `from __future__ import annotations`: the 
 are evaluated where the tools are made, so the bounds can come from the executor's settings.
 """
 
+import asyncio
 import inspect
 import logging
 import time
@@ -222,9 +223,18 @@ def make_tools(
     return tools
 
 
-def on_tool_error(tool: Any, args: dict[str, Any], tool_context: ToolContext, error: Exception):
-    """ADK callback: an unexpected exception in any tool reaches the model as data."""
-    logger.error("tool %s failed", getattr(tool, "name", tool), exc_info=error)
+def on_tool_error(
+    tool: Any, args: dict[str, Any], tool_context: ToolContext, error: BaseException
+) -> dict | None:
+    """ADK callback: an unexpected exception in any tool reaches the model as data.
+
+    ADK also calls it for a cancelled call (the person pressed Stop), for cleanup only: that is
+    no failure, so it is logged at INFO and answers nothing."""
+    name = getattr(tool, "name", tool)
+    if isinstance(error, asyncio.CancelledError):
+        logger.info("tool %s stopped (the turn was stopped)", name)
+        return None
+    logger.error("tool %s failed", name, exc_info=error)
     return {
         "status": "error",
         "error": f"{type(error).__name__}: {error}",

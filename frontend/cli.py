@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import sys
 import tempfile
 from dataclasses import dataclass
 
 from executor import DockerExecutionClient, ExecutorError, SandboxUnavailableError
-from settings import ConfigError, Settings, load_settings, model_name
+from settings import ConfigError, Settings, load_settings
 
 from . import cli_users
 from .exposure import exposure_report
+from .model_check import model_report
 
 
 @dataclass(frozen=True)
@@ -140,26 +140,8 @@ def _writable_checks(settings: Settings) -> list[Check]:
 
 
 def _model_check(settings: Settings) -> Check:
-    name = model_name(settings)
-    if name.startswith("offline"):
-        return Check(
-            "warn",
-            "model: the offline model (runs the code you send; no AI)",
-            "set GOOGLE_API_KEY in .env for Gemini, or APP_MODEL to another model",
-        )
-    if "/" in name and importlib.util.find_spec("litellm") is None:
-        return Check(
-            "fail",
-            f"model: {name} needs LiteLLM, which is not installed",
-            "`.venv/bin/pip install 'litellm<1.106.3'` and the provider's API key",
-        )
-    if name.startswith("gemini") and not settings.google_api_key_set:
-        return Check(
-            "fail",
-            f"model: {name} but no GOOGLE_API_KEY / GEMINI_API_KEY is set",
-            "put GOOGLE_API_KEY=... in .env",
-        )
-    return Check("ok", f"model: {name}")
+    """The model in use, with its key and endpoint tried by one models-list call."""
+    return Check(*model_report(settings))
 
 
 def doctor() -> int:

@@ -119,15 +119,16 @@ def api_error(status: int, message: str, code_status: str, details: list | None 
     return ApiError(status, {"error": error})
 
 
-def rate_limited(retry_delay_s: int = 7) -> ApiError:
-    """429 RESOURCE_EXHAUSTED with the quota details the real API attaches."""
+def rate_limited(retry_delay_s: float = 7) -> ApiError:
+    """429 RESOURCE_EXHAUSTED with the quota details the real API attaches (the message says
+    the exact wait, e.g. "Please retry in 7.3s."; RetryInfo has it in whole seconds)."""
     return api_error(
         429,
         "You exceeded your current quota, please check your plan and billing details. For more "
         "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
         "To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. \n* Quota "
         "exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_"
-        f"requests, limit: 10\nPlease retry in {retry_delay_s}s.",
+        f"requests, limit: 10\nPlease retry in {retry_delay_s:g}s.",
         "RESOURCE_EXHAUSTED",
         [
             {
@@ -153,7 +154,7 @@ def rate_limited(retry_delay_s: int = 7) -> ApiError:
             },
             {
                 "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                "retryDelay": f"{retry_delay_s}s",
+                "retryDelay": f"{int(retry_delay_s)}s",
             },
         ],
     )

@@ -131,3 +131,21 @@ def test_importing_the_agent_and_ui_modules_has_no_side_effects():
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT)},
     )
     assert result.stdout.strip() == "clean", result.stderr[-2000:]
+
+
+def test_a_turn_that_ends_without_a_word_from_the_model_is_said():
+    converter = EventConverter(model="m")
+    assert converter.empty_reply() == ErrorEvent(
+        "m returned an empty reply. Send your message again, or rephrase it."
+    )
+    converter.convert(event("agent", types.Part(text="Looking."), partial=True))
+    assert converter.empty_reply() is None
+    call = types.FunctionCall(id="c1", name="execute_bash", args={"command": "ls"})
+    reply = types.FunctionResponse(id="c1", name="execute_bash", response={"status": "ok"})
+    converter.convert(event("agent", types.Part(function_call=call)))
+    converter.convert(event("agent", types.Part(function_response=reply)))
+    assert converter.empty_reply() is not None  # nothing said after the step
+    converter.convert(event("agent", types.Part(text="  ")))
+    assert converter.empty_reply() is not None  # blank is nothing
+    converter.convert(Event(author="agent", error_code="UNAVAILABLE", error_message="busy"))
+    assert converter.empty_reply() is None  # the error said it
