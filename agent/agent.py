@@ -51,7 +51,11 @@ def create_agent(
         tools = make_tools(executor, settings.tool_output_limit_chars, live)
     skills = load_skills(executor.settings.skills_path)
     if skills:
-        tools.append(SandboxSkillToolset(skills, executor))
+        tools.append(
+            SandboxSkillToolset(
+                skills, executor, output_limit_chars=settings.tool_output_limit_chars
+            )
+        )
     llm = model if isinstance(model, BaseLlm) else build_model(settings, model)
     images = ImageCollector(
         executor,

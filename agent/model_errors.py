@@ -72,7 +72,19 @@ def _provider_text(message: str) -> str:
             return match.group(1)
     text = re.sub(r"https?://\S+", "", message)
     text = re.sub(r"\{.*\}", "", text, flags=re.S)
+    # LiteLLM's wrapping: "litellm.BadRequestError: OpenAIException - <the provider's words>"
+    text = re.sub(r"^\s*litellm\.\w+:\s*(\w+Exception\s*-\s*)?", "", text)
     return " ".join(text.split())[:300]
+
+
+def describe_retry(exc: BaseException, *, model: str = "the model") -> str:
+    """Why a model call is being retried, without advice (the app is already acting on it)."""
+    status = status_of(exc=exc)
+    if status == 429:
+        return f"{model} is rate limited (429)."
+    if exc is not None and _is_connection_error(exc):
+        return f"{model}'s service did not answer."
+    return f"{model} is unavailable or overloaded ({status})."
 
 
 def describe_model_error(

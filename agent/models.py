@@ -25,7 +25,7 @@ from google.adk.models.registry import LLMRegistry
 from settings import Settings, model_name
 
 from . import offline
-from .model_errors import describe_model_error, retryable, status_of
+from .model_errors import describe_retry, retryable, status_of
 
 logger = logging.getLogger(__name__)
 
@@ -33,23 +33,48 @@ logger = logging.getLogger(__name__)
 RETRY_NOTICE: ContextVar[Callable[[float, str], None] | None] = ContextVar(
     "retry_notice", default=None
 )
-_RETRY_DELAY_RE = re.compile(r"retry(?:Delay| in)['\":\s]+(\d+(?:\.\d+)?)s", re.IGNORECASE)
+# "retryDelay": "7s" (Gemini), "retry in 7.5s", "Please try again in 20s" / "in 1.5 seconds" /
+# "in 250ms" (OpenAI-compatible servers).
+_RETRY_DELAY_RE = re.compile(
+    r"(?:retryDelay['\":\s]+|(?:retry|try again) (?:in|after)\s+)(\d+(?:\.\d+)?)\s*(ms|s)",
+    re.IGNORECASE,
+)
+
+
+def hinted_delay(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms` / `retry-after` headers of the
+    response the exception carries (openai, LiteLLM), else a delay written in its message."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None)
+    if headers:
+        for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+            value = headers.get(name)
+            try:
+                if value is not None:
+                    return max(0.0, float(value) * scale)
+            except (TypeError, ValueError):
+                pass  # an HTTP date: fall back to the message or backoff
+    match = _RETRY_DELAY_RE.search(str(exc))
+    if match:
+        return float(match.group(1)) / (1000 if match.group(2).lower() == "ms" else 1)
+    return None
 
 
 class RetryPolicy:
     """How often and how long to retry a model call that was refused for load."""
 
-    def __init__(self, attempts: int, base_delay_s: float, max_delay_s: float = 30.0) -> None:
+    def __init__(self, attempts: int, base_delay_s: float, max_delay_s: float = 60.0) -> None:
         self.attempts = max(1, attempts)
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
 
-    def delay(self, attempt: int, exc: BaseException) -> float:
+    def delay(self, attempt: int, exc: BaseException) -> float | None:
         """Seconds before attempt `attempt + 1`: the server's hint if it gave one, else
-        exponential backoff with full jitter."""
-        hinted = _RETRY_DELAY_RE.search(str(exc))
-        if hinted:
-            return min(self.max_delay_s, float(hinted.group(1)))
+        exponential backoff with jitter; None when the server asks for longer than
+        `max_delay_s` (retrying sooner would only be refused again: the person is told)."""
+        hinted = hinted_delay(exc)
+        if hinted is not None:
+            return hinted if hinted <= self.max_delay_s else None
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
@@ -76,6 +101,8 @@ class _Retrying:
                 if produced or attempt >= policy.attempts or not retryable(exc):
                     raise
                 delay = policy.delay(attempt, exc)
+                if delay is None:
+                    raise
                 logger.info(
                     "model call refused (%s); retry %d in %.1f s",
                     status_of(exc=exc),
@@ -84,7 +111,7 @@ class _Retrying:
                 )
                 notice = RETRY_NOTICE.get()
                 if notice is not None:
-                    notice(delay, describe_model_error(exc=exc, model=self.model))  # type: ignore[attr-defined]
+                    notice(delay, describe_retry(exc, model=self.model))  # type: ignore[attr-defined]
                 await asyncio.sleep(delay)
 
 
@@ -117,5 +144,6 @@ def build_model(settings: Settings, name: str | None = None) -> BaseLlm:
         import litellm
 
         litellm.suppress_debug_info = True
+        logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # not two INFO lines per call
     retrying = _retrying_class(cls, settings.model_retries + 1, settings.model_retry_base_s)
     return retrying(model=name, **options)

@@ -12,6 +12,7 @@ from google.adk.agents.readonly_context import ReadonlyContext
 from google.adk.environment import BaseEnvironment
 from google.adk.environment import ExecutionResult as AdkExecutionResult
 from google.adk.skills import Skill, list_skills_in_dir, load_skill_from_dir
+from google.adk.skills.prompt import format_skills_as_xml
 from google.adk.tools import ToolContext
 from google.adk.tools.base_tool import BaseTool
 from google.adk.tools.base_toolset import BaseToolset
@@ -19,9 +20,21 @@ from google.adk.tools.skill_toolset import SkillDiscoveryMode, SkillToolset
 
 from executor import DockerExecutionClient, ExecutorError, chat_key
 
+from .tool_results import clip
+
 logger = logging.getLogger(__name__)
 
 SKILLS_IN_SANDBOX = Path("/skills")
+# Instead of ADK's default guidance (2 KB, and it forbids reading skill files with other tools,
+# which our read_file and list_files offer): the same rules in a quarter of the tokens, sent
+# with every model call.
+SKILLS_INSTRUCTION = (
+    "Skills are folders under /skills: SKILL.md with instructions, maybe scripts/, "
+    "references/, assets/. When a skill below fits the request, call `load_skill` first, then "
+    "follow its steps in the same turn (loading it does not finish the turn). "
+    "`load_skill_resource` reads one of its files; `run_skill_script` runs one of its scripts "
+    "in the sandbox. If a skill tool returns an error, report it; do not guess other paths."
+)
 _CACHED_CHATS = 256
 
 
@@ -50,10 +63,13 @@ class SandboxEnvironment(BaseEnvironment):
     Skills are mounted read-only at /skills in every sandbox, so ADK finds each script there
     and never needs to copy one in."""
 
-    def __init__(self, executor: DockerExecutionClient, key: str, timeout_s: float) -> None:
+    def __init__(
+        self, executor: DockerExecutionClient, key: str, timeout_s: float, output_limit: int
+    ) -> None:
         self._executor = executor
         self._key = key
         self._timeout_s = timeout_s
+        self._output_limit = output_limit  # as for execute_bash: the model's context stays small
 
     @property
     def working_dir(self) -> Path:
@@ -66,8 +82,8 @@ class SandboxEnvironment(BaseEnvironment):
             return AdkExecutionResult(exit_code=126, stderr=str(exc))
         return AdkExecutionResult(
             exit_code=result.exit_code,
-            stdout=result.stdout,
-            stderr=result.stderr,
+            stdout=clip(result.stdout, self._output_limit)[0],
+            stderr=clip(result.stderr, self._output_limit)[0],
             timed_out=result.timed_out,
         )
 
@@ -87,12 +103,18 @@ class SandboxSkillToolset(BaseToolset):
     ADK's, and `run_skill_script` runs the command the model writes in the chat's sandbox."""
 
     def __init__(
-        self, skills: list[Skill], executor: DockerExecutionClient, *, script_timeout_s: int = 300
+        self,
+        skills: list[Skill],
+        executor: DockerExecutionClient,
+        *,
+        output_limit_chars: int,
+        script_timeout_s: int = 300,
     ) -> None:
         super().__init__()
         self._skills = skills
         self._executor = executor
         self._timeout_s = script_timeout_s
+        self._output_limit = output_limit_chars
         self._by_key: OrderedDict[str, SkillToolset] = OrderedDict()
 
     def _toolset(self, key: str) -> SkillToolset:
@@ -100,7 +122,9 @@ class SandboxSkillToolset(BaseToolset):
         if toolset is None:
             toolset = self._by_key[key] = SkillToolset(
                 self._skills,
-                environment=SandboxEnvironment(self._executor, key, self._timeout_s),
+                environment=SandboxEnvironment(
+                    self._executor, key, self._timeout_s, self._output_limit
+                ),
                 skills_folder=SKILLS_IN_SANDBOX,
                 script_timeout=self._timeout_s,
                 discovery_mode=SkillDiscoveryMode.EAGER,
@@ -119,6 +143,8 @@ class SandboxSkillToolset(BaseToolset):
         return await self._for(readonly_context).get_tools(readonly_context)
 
     async def process_llm_request(self, *, tool_context: ToolContext, llm_request: Any) -> None:
-        await self._for(tool_context).process_llm_request(
-            tool_context=tool_context, llm_request=llm_request
-        )
+        """Our short guidance and ADK's catalog of the skills (names and descriptions)."""
+        if self._skills:
+            llm_request.append_instructions(
+                [SKILLS_INSTRUCTION, format_skills_as_xml(self._skills)]
+            )

@@ -275,6 +275,7 @@ class DockerExecutionClient(WorkspaceFiles):
                     bytes_out=lambda r: len(r.stdout) + len(r.stderr),
                 )
             )
+            getter: asyncio.Future[tuple[str, bytes]] | None = None
             try:
                 while True:
                     getter = asyncio.ensure_future(chunks.get())
@@ -295,6 +296,8 @@ class DockerExecutionClient(WorkspaceFiles):
                         yield OutputChunk(stream, text)
                 yield await work
             finally:
+                if getter is not None and not getter.done():
+                    getter.cancel()  # cancelled while waiting (Stop): leave no task pending
                 if not work.done():
                     cancel.set()  # the consumer went away: kill the command
                     with contextlib.suppress(asyncio.CancelledError, ExecutorError):

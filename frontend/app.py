@@ -308,7 +308,11 @@ def build_app(
                 box = gr.MultimodalTextbox(
                     file_count="multiple",
                     sources=["upload"],
-                    placeholder="Message, ```bash``` / ```python``` block, or drop files here",
+                    placeholder=(
+                        "A ```bash``` / ```python``` block or `$ command`, or drop files here"
+                        if service.model.offline
+                        else "Ask anything, or drop files here"
+                    ),
                     elem_id="chatbox",
                     show_label=False,
                 )

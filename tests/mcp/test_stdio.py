@@ -1,4 +1,5 @@
-"""`mcp-code-executor mcp` and `python -m mcp_server` over stdio with the official client, in both protocol revisions."""
+"""`mcp-code-executor mcp` and `python -m mcp_server` over stdio with the official client,
+in both protocol revisions."""
 
 from __future__ import annotations
 
