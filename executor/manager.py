@@ -108,6 +108,7 @@ class SandboxManager:
             self.engine.ping()
             image_id = self.engine.image_id(self.spec.image_name)
             logger.info("workspaces: %s", self.engine.workspace_quota())
+            self.engine.prepare_workspaces(self.spec.workspace_quota_bytes)
             self._sweep(image_id)
             if self._reaper is None:
                 self._reaper = threading.Thread(

@@ -172,8 +172,13 @@ class WarmPool:
             self._making += max(0, missing)
         for member in surplus:  # demand fell: the oldest extra members go
             self._drop(member, "not needed now")
-        for _ in range(max(0, missing)):
-            self._makers.submit(self._make_one, current_image)
+        for made in range(max(0, missing)):
+            try:
+                self._makers.submit(self._make_one, current_image)
+            except RuntimeError:  # closing: the makers were shut down meanwhile
+                with self._lock:
+                    self._making -= max(0, missing) - made
+                return
 
     def _drop(self, member: PoolMember, why: str) -> None:
         with self._lock:

@@ -54,7 +54,16 @@ def _executor_checks(settings: Settings) -> list[Check]:
             )
         ]
     checks = [Check("ok", inventory.engine)]
-    if inventory.image == "current":
+    if spec.engine == "kubernetes":  # the nodes pull the image; the API cannot look into it
+        checks.append(
+            Check(
+                "warn",
+                f"sandbox image {spec.image_name}: pulled by the cluster's nodes, not checked here",
+                "build and push it with `python -m executor.image build --bake` "
+                "(docs/kubernetes.md)",
+            )
+        )
+    elif inventory.image == "current":
         checks.append(Check("ok", f"sandbox image {spec.image_name} is current"))
     else:
         checks.append(

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .server import DISCONNECT_KEY
+from .live import DISCONNECT_KEY
 
 logger = logging.getLogger(__name__)
 

@@ -15,61 +15,54 @@ executor then kills the command and everything it started.
 # No `from __future__ import annotations` here: fastmcp reads the tools' annotations at runtime,
 # and their Annotated aliases (limits in the descriptions) are local to build_mcp.
 
-import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
-import mimetypes
-import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ResourceError, ToolError
 from fastmcp.resources import ResourceContent, ResourceResult
-from fastmcp.server.dependencies import get_access_token, get_http_headers, get_http_request
+from fastmcp.server.dependencies import get_access_token, get_http_headers
 from fastmcp.tools import ToolResult
 from mcp.types import ImageContent, ResourceLink, TextContent, ToolAnnotations
 from pydantic import Field
 
 from executor import (
     DockerExecutionClient,
-    ExecutionResult,
     ExecutorError,
-    OutputChunk,
     audit_tags,
 )
 from executor.hints import HINT_SEPARATOR, hint_for
 
-from ._results import RESULT_BUDGET_BYTES, fit_texts, structured
+from ._results import (
+    RESULT_BUDGET_BYTES,
+    as_text,
+    describe_result,
+    fit_texts,
+    json_str,
+    mime_of,
+    resource_uri,
+    structured,
+)
 from .auth import StoreTokenVerifier
+from .live import HEARTBEAT_S, ClientGone, LiveOutput, client_gone, consume
 from .sandboxes import NoSuchSandbox, Sandbox, Sandboxes, TooManySandboxes
 from .tokens import TokenStore
 
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = "mcp-code-executor"
-HEARTBEAT_S = 2.0  # longest silence between progress notifications while a command runs
-FLUSH_S = 0.25  # new output is sent at most this often
-LIVE_CHARS = 8192  # most characters of new output in one progress notification
 TRANSFER_MAX_BYTES = 512 << 10  # largest file moved through one MCP message (base64 inside)
 UPLOAD_MAX_BYTES = 3 << 20  # the SDK refuses request bodies over 4 MiB; base64 adds a third
 URI_TEMPLATE = "sandbox://{sandbox_id}/workspace/{path*}"
-DISCONNECT_KEY = "mcp_code_executor.disconnected"  # scope key of http.DisconnectWatch's event
 # A request header naming the sandbox for calls that name none: the app's agent sends its chat's
 # id here, so the model never has to. Resolved like `sandbox_id` (the caller's own only).
 SANDBOX_HEADER = "x-sandbox-id"
-_IMAGE_MAGIC = {
-    b"\x89PNG\r\n\x1a\n": "image/png",
-    b"\xff\xd8\xff": "image/jpeg",
-    b"GIF87a": "image/gif",
-    b"GIF89a": "image/gif",
-}
 
 _HINTS: list[tuple[type[Exception], str]] = [  # the server's own; the executor's come after
     (NoSuchSandbox, "Use an id from list_sandboxes, or leave sandbox_id empty for the default."),
@@ -92,217 +85,6 @@ class Caller:
 
     def tags(self) -> contextlib.AbstractContextManager[None]:
         return audit_tags(via="mcp", transport=self.transport, token=self.token_name)
-
-
-class LiveOutput:
-    """Sends a running command's new output as progress notifications.
-
-    `progress` is the seconds elapsed and `total` the timeout, so a client's progress bar shows
-    how long the command may still run; `message` is the new output (None for a heartbeat)."""
-
-    def __init__(self, ctx: Context, timeout: float) -> None:
-        self._ctx = ctx
-        self._timeout = timeout
-        self._started = time.monotonic()
-        self._last_sent = self._started
-        self._last_progress = 0.0
-        self._parts: list[str] = []
-        self._size = 0
-        self._skipped = 0
-        self.sent = 0
-
-    def add(self, text: str) -> None:
-        self._parts.append(text)
-        self._size += len(text)
-        if self._size > 4 * LIVE_CHARS:  # keep the newest output only, counting what is skipped
-            joined = "".join(self._parts)
-            self._skipped += len(joined) - LIVE_CHARS
-            self._parts, self._size = [joined[-LIVE_CHARS:]], LIVE_CHARS
-
-    async def tick(self) -> None:
-        """Send the new output, or a heartbeat when nothing was sent for HEARTBEAT_S."""
-        now = time.monotonic()
-        if self._parts or now - self._last_sent >= HEARTBEAT_S:
-            await self._send(now)
-
-    async def _send(self, now: float) -> None:
-        message = None
-        if self._parts:
-            text = "".join(self._parts)
-            if len(text) > LIVE_CHARS:
-                self._skipped += len(text) - LIVE_CHARS
-                text = text[-LIVE_CHARS:]
-            if self._skipped:
-                text = f"[... {self._skipped:,} characters not shown live ...]\n{text}"
-                self._skipped = 0
-            message = text
-            self._parts, self._size = [], 0
-        progress = max(round(now - self._started, 3), self._last_progress + 0.001)
-        self._last_progress = progress
-        self._last_sent = now
-        await self._ctx.report_progress(progress, self._timeout, message)
-        self.sent += 1
-
-
-class ClientGone(ToolError):
-    """The HTTP client disconnected while its command ran; the command was killed."""
-
-
-def client_gone() -> asyncio.Event | None:
-    """Set when the client of the current HTTP request disconnects (None over stdio)."""
-    try:
-        return get_http_request().scope.get(DISCONNECT_KEY)
-    except RuntimeError:
-        return None
-
-
-async def consume(
-    stream: AsyncIterator[OutputChunk | ExecutionResult],
-    live: LiveOutput,
-    gone: asyncio.Event | None = None,
-) -> ExecutionResult:
-    """Read an executor stream to its result, feeding `live`. If this is cancelled or `gone` is
-    set first, the stream is closed, which kills the command (ClientGone for `gone`)."""
-
-    async def drain() -> ExecutionResult:
-        result: ExecutionResult | None = None
-        try:
-            async for item in stream:
-                if isinstance(item, ExecutionResult):
-                    result = item
-                else:
-                    live.add(item.text)
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
-        assert result is not None
-        return result
-
-    # One task reads the stream; this one sends progress every FLUSH_S meanwhile. A command that
-    # ends sooner (most do) costs one task and no notification.
-    work = asyncio.ensure_future(drain())
-    try:
-        while True:
-            await asyncio.wait({work}, timeout=FLUSH_S)
-            if work.done():
-                return work.result()
-            if gone is not None and gone.is_set():
-                raise ClientGone("the client disconnected; the command was killed")
-            try:
-                await live.tick()
-            except Exception as exc:
-                logger.info("progress notification failed, stopping the command: %r", exc)
-                raise ClientGone("progress could not be sent; the command was killed") from exc
-    finally:
-        if not work.done():
-            work.cancel()  # closes the executor stream: the command is killed
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(work, return_exceptions=True)
-
-
-def _describe(
-    result: ExecutionResult,
-    sandbox: Sandbox,
-    timeout: float,
-    limit: int,
-    max_timeout: float,
-    memory: int,
-) -> dict[str, Any]:
-    flags = {
-        name: bool(getattr(result, name, False))
-        for name in ("timed_out", "oom_killed", "stopped", "python_state_lost")
-    }
-    if not flags["oom_killed"] and result.exit_code == 137:
-        flags["oom_killed"] = "ran out of memory" in result.stderr
-    dropped = {
-        "stdout": int(getattr(result, "stdout_dropped_bytes", 0) or 0),
-        "stderr": int(getattr(result, "stderr_dropped_bytes", 0) or 0),
-    }
-
-    def build(texts: dict[str, str], cuts: dict[str, int]) -> dict[str, Any]:
-        notes = []
-        if flags["timed_out"]:
-            notes.append(
-                f"It timed out after {timeout:g} s and was killed with everything it started. "
-                f"Make it faster, split it, or pass a larger timeout (max {max_timeout:g})."
-            )
-        elif flags["oom_killed"]:
-            notes.append(
-                f"A process was killed because the sandbox ran out of memory "
-                f"({memory / 2**30:g} GiB). Process the data in chunks or use less memory."
-            )
-        elif flags["stopped"]:
-            notes.append("It was stopped before it finished.")
-        elif result.exit_code == 137:
-            notes.append("It was killed (SIGKILL).")
-        if flags["python_state_lost"]:
-            notes.append(
-                "The Python interpreter was restarted: variables, imports and definitions from "
-                "earlier run_python calls are gone; define them again."
-            )
-        for stream in ("stdout", "stderr"):
-            if cuts[stream] or dropped[stream]:
-                parts = []
-                if dropped[stream]:
-                    parts.append(f"{dropped[stream]:,} bytes beyond the sandbox's output cap")
-                if cuts[stream]:
-                    parts.append(f"{cuts[stream]:,} characters from the middle")
-                notes.append(
-                    f"{stream} was shortened ({' and '.join(parts)} not shown). Redirect output "
-                    "to a file and read parts of it with read_file (offset, line_count)."
-                )
-        data: dict[str, Any] = {
-            "status": "ok",
-            "sandbox_id": sandbox.sandbox_id,
-            "exit_code": result.exit_code,
-            "stdout": texts["stdout"],
-            "stderr": texts["stderr"],
-            "duration_s": round(result.duration_s, 3),
-            **{k: v for k, v in flags.items() if v},
-        }
-        if any(dropped.values()) or any(cuts.values()):
-            data["output_cut"] = {
-                "stdout_chars_cut": cuts["stdout"],
-                "stderr_chars_cut": cuts["stderr"],
-                "stdout_bytes_dropped": dropped["stdout"],
-                "stderr_bytes_dropped": dropped["stderr"],
-            }
-        if notes:
-            data["note"] = " ".join(notes)
-        return data
-
-    data, _ = fit_texts(build, {"stdout": result.stdout, "stderr": result.stderr}, limit)
-    return data
-
-
-def _workspace_relative(path: str) -> str:
-    """`path` relative to /workspace (for resource URIs); the executor checks it properly."""
-    rel = path.strip()
-    return rel[len("/workspace/") :] if rel.startswith("/workspace/") else rel.lstrip("/")
-
-
-def resource_uri(sandbox_id: str, path: str) -> str:
-    return f"sandbox://{sandbox_id}/workspace/{quote(_workspace_relative(path), safe='/')}"
-
-
-def _mime(path: str, data: bytes) -> str:
-    for magic, mime in _IMAGE_MAGIC.items():
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    guessed, _ = mimetypes.guess_type(path)
-    if guessed:
-        return guessed
-    return "text/plain" if _as_text(data) is not None else "application/octet-stream"
-
-
-def _as_text(data: bytes) -> str | None:
-    if b"\0" in data:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def build_mcp(
@@ -396,7 +178,9 @@ def build_mcp(
             except ClientGone:
                 logger.info("MCP client of %s went away: command killed", sandbox.key)
                 raise
-        data = _describe(result, sandbox, timeout, limit, max_timeout, spec.memory_limit_bytes)
+        data = describe_result(
+            result, sandbox, timeout, limit, max_timeout, spec.memory_limit_bytes
+        )
         return structured(data)
 
     @mcp.tool(
@@ -589,14 +373,14 @@ def build_mcp(
                 "line_count), or split it with execute_bash (split -b 400k FILE part_) and "
                 "download the parts."
             )
-        mime = _mime(path, data)
+        mime = mime_of(path, data)
         caption = f"{path} ({size:,} bytes, {mime}) in sandbox {sandbox.sandbox_id}"
         if mime.startswith("image/") and mime != "image/svg+xml":
             image = ImageContent(
                 type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime
             )
             return ToolResult(content=[TextContent(type="text", text=caption), image])
-        text = _as_text(data)
+        text = as_text(data)
         if text is not None and len(text) <= limit:
             return ToolResult(content=[TextContent(type="text", text=text)])
         uri = resource_uri(sandbox.sandbox_id, path)
@@ -758,14 +542,10 @@ def build_mcp(
                 f"{path} is {len(data):,} bytes, more than fits one MCP message "
                 f"({TRANSFER_MAX_BYTES:,} bytes); split it with execute_bash."
             )
-        mime = _mime(path, data)
-        text = _as_text(data)
-        if text is not None and len(_json_str(text)) <= RESULT_BUDGET_BYTES:
+        mime = mime_of(path, data)
+        text = as_text(data)
+        if text is not None and len(json_str(text)) <= RESULT_BUDGET_BYTES:
             return ResourceResult([ResourceContent(text, mime_type=mime)])
         return ResourceResult([ResourceContent(data, mime_type=mime)])
 
     return mcp
-
-
-def _json_str(text: str) -> bytes:
-    return json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass")

@@ -189,6 +189,11 @@ class Engine(ABC):
         """How the size of a workspace is enforced, in words (for the log and the doctor)."""
         return "per-file (each file bounded; totals checked on writes and uploads)"
 
+    def prepare_workspaces(self, size_bytes: int) -> None:
+        """Get ready to make workspaces of `size_bytes` quickly (in the background); called
+        once at start-up. Engines with nothing to prepare ignore it."""
+        return None
+
     def claim(self, ref: str, labels: dict[str, str]) -> bool:
         """Take the warm-pool member `ref` for the session `labels` describe. Engines shared by
         several app processes make this atomic (Kubernetes: a label patch carrying the pod's

@@ -248,12 +248,13 @@ class DockerEngine(Engine):
         environ: dict[str, str] | None = None,
         quota_dir: Path | None = None,
         quota_mode: str = "auto",
+        quota_spares: int = 4,
     ) -> None:
         self._client = client
         self._max_connections = max_connections
         self._environ = dict(os.environ if environ is None else environ)
         self._lock = threading.Lock()
-        self._images = LoopImages(quota_dir) if quota_dir is not None else None
+        self._images = LoopImages(quota_dir, quota_spares) if quota_dir is not None else None
         self._quota_wanted = quota_mode
         self._quota: QuotaMode | None = None
         self.quota_note = ""
@@ -424,6 +425,11 @@ class DockerEngine(Engine):
 
     def workspace_quota(self) -> str:
         return f"{self.quota_mode.value} ({self.quota_note})"
+
+    def prepare_workspaces(self, size_bytes: int) -> None:
+        """Format spare quota images now, so the first crowd of new sessions finds them."""
+        if self.quota_mode is QuotaMode.LOOP and self._images is not None:
+            self._images.refill_later(size_bytes)
 
     def ensure_volume(self, name: str, labels: dict[str, str], size_bytes: int) -> None:
         """Create the workspace unless it exists; a loop-backed one is checked (and attached
