@@ -4,6 +4,7 @@ cluster started by the test in a temp directory on a loopback port, stopped by i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import glob
 import os
@@ -87,13 +88,26 @@ def postgres_url():
             time.sleep(0.2)
         yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        # runuser forwards the signal to postgres: SIGINT is its fast shutdown.
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server, data)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop(server: subprocess.Popen, data: Path) -> None:
+    """Stop the cluster by its postmaster's pid (runuser does not pass signals on); SIGINT is
+    PostgreSQL's fast shutdown."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pid = server.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=5)
 
 
 @pytest.fixture

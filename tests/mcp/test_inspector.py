@@ -53,7 +53,9 @@ def inspector() -> list[str]:
     return [str(node), str(launcher.resolve())]
 
 
-def run_cli(inspector: list[str], url: str, token: str, *method: str) -> subprocess.CompletedProcess:
+def run_cli(
+    inspector: list[str], url: str, token: str, *method: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
             *inspector,
