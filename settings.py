@@ -82,6 +82,9 @@ class ExecutorSettings:
     pool_window_s: float = 120.0
     pool_refill_parallel: int = 2
     pool_check_interval_s: float = 10.0  # how often dead or outdated pool members are replaced
+    # Containers created at once when many sessions start together (the rest wait their turn,
+    # so most start sooner); 0 = 4 per CPU core (4 to 32).
+    max_parallel_starts: int = 0
     # Where the executor remembers which pooled container and volume each session took.
     state_dir: Path = PROJECT_ROOT / "data" / "executor"
     # Per-user limits (the user is the owner part of a chat key); 0 = unlimited. The rate is a

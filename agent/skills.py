@@ -19,8 +19,7 @@ from google.adk.tools.base_toolset import BaseToolset
 from google.adk.tools.skill_toolset import SkillDiscoveryMode, SkillToolset
 
 from executor import DockerExecutionClient, ExecutorError, chat_key
-
-from .tool_results import clip
+from executor.text import clip
 
 logger = logging.getLogger(__name__)
 

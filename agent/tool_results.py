@@ -11,20 +11,7 @@ from typing import Any
 
 from executor import ExecutionResult
 from executor.hints import hint_for
-
-
-def clip(text: str, limit: int) -> tuple[str, int]:
-    """Keep the head and tail of `text` within `limit` characters; also return how much was cut."""
-    if len(text) <= limit:
-        return text, 0
-    head = limit * 2 // 3
-    tail = limit - head
-    cut = len(text) - head - tail
-    return (
-        f"{text[:head]}\n[... {cut:,} characters cut from the middle of this output ...]\n"
-        f"{text[-tail:]}",
-        cut,
-    )
+from executor.text import clip
 
 
 def error_result(exc: Exception) -> dict[str, Any]:

@@ -24,9 +24,10 @@ from google.adk.tools import ToolContext
 from pydantic import Field
 
 from executor import DockerExecutionClient, ExecutionResult, ExecutorError, OutputChunk, chat_key
+from executor.text import clip
 
 from .live import LiveOutput
-from .tool_results import clip, describe_execution, error_result
+from .tool_results import describe_execution, error_result
 
 logger = logging.getLogger(__name__)
 

@@ -237,6 +237,16 @@ class LlmSandbox:
         s.close()
 
 
+def remove_peers(client: docker.DockerClient) -> None:
+    """Remove what the raw baseline and llm-sandbox made (this executor removes its own)."""
+    for suffix in ("raw", "llms"):
+        selector = {"label": f"mcp-code-executor.app={LABEL}-{suffix}"}
+        for c in client.containers.list(all=True, filters=selector):
+            c.remove(force=True)
+        for v in client.volumes.list(filters=selector):
+            v.remove(force=True)
+
+
 def timed(fn: Callable[[], Any]) -> float:
     started = time.perf_counter()
     fn()
@@ -358,12 +368,7 @@ def main(runs: int, crowd: bool) -> str:
         for system in systems:
             if isinstance(system, Ours):
                 system.shutdown()
-        for suffix in ("raw", "llms"):
-            selector = {"label": f"mcp-code-executor.app={LABEL}-{suffix}"}
-            for c in client.containers.list(all=True, filters=selector):
-                c.remove(force=True)
-            for v in client.volumes.list(filters=selector):
-                v.remove(force=True)
+        remove_peers(client)
     base = results[Raw.name]
     names = list(results)
     rows = [

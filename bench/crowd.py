@@ -37,7 +37,7 @@ import docker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import pct, publish
-from bench.compare import IMAGE, LABEL, AdkContainer, LlmSandbox, Ours, Raw, crowd_run
+from bench.compare import IMAGE, LABEL, AdkContainer, LlmSandbox, Ours, Raw, crowd_run, remove_peers
 from executor.pool import POOL_LABEL
 
 
@@ -275,12 +275,7 @@ def main(sizes: list[int], gap_s: float, users: list[int], at_rest_s: float = 10
     finally:
         for ours in made:
             ours.shutdown()
-        for suffix in ("raw", "llms"):
-            selector = {"label": f"mcp-code-executor.app={LABEL}-{suffix}"}
-            for c in client.containers.list(all=True, filters=selector):
-                c.remove(force=True)
-            for v in client.volumes.list(filters=selector):
-                v.remove(force=True)
+        remove_peers(client)
     lines += [
         "",
         "`true` in a session already working, while the crowd arrives and while the pool refills:",

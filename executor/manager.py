@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from settings import ExecutorSettings
 
-from ._container import KILL_ALL, SandboxContainer
+from ._container import KILL_ALL, Creations, SandboxContainer
 from ._registry import WorkspaceRegistry
 from ._retention import LastUse, expired
 from .engines.base import Engine
@@ -74,6 +75,9 @@ class SandboxManager:
         self.exec_word = exec_word
         self._sandboxes: dict[str, Sandbox] = {}
         self._lock = threading.Lock()
+        self.creations = Creations(
+            spec.max_parallel_starts or max(4, min(32, 4 * (os.cpu_count() or 1)))
+        )
         self._started = False
         self._closing = threading.Event()
         self._reaper: threading.Thread | None = None
@@ -171,6 +175,7 @@ class SandboxManager:
             tools_path=self.tools_path,
             skills_path=self.skills_path,
             container_id=container_id,
+            creations=self.creations,
         )
         sandbox = Sandbox(container, self.spec, self.exec_word)
         if not registered:

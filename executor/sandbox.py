@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from settings import ExecutorSettings
 
-from ._container import CREATIONS, SandboxContainer
+from ._container import SandboxContainer
 from ._exec import OnChunk, Sink, StreamEnd
 from ._file_results import file_error, file_meta
 from ._plain_exec import bash_argv, run_plain
@@ -107,7 +107,8 @@ class Sandbox:
 
     def _warm_runner_later(self) -> None:
         def warm() -> None:
-            CREATIONS.wait_quiet(timeout_s=30)  # not while a crowd of sessions is starting
+            # Not while a crowd of sessions is starting.
+            self.container.creations.wait_quiet(timeout_s=30)
             with self.lock:
                 self.slot.warm()
 

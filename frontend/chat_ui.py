@@ -29,10 +29,6 @@ from agent.events import (
     step_outcome,
 )
 
-OUTPUT_SHOWN_CHARS = 4000
-LIVE_SHOWN_CHARS = 3000
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".bmp")
-
 
 def human_size(size: int) -> str:
     value = float(size)
@@ -41,6 +37,11 @@ def human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+OUTPUT_SHOWN_CHARS = 4000
+LIVE_SHOWN_CHARS = 3000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".bmp")
 
 
 def shorten(text: str, limit: int = OUTPUT_SHOWN_CHARS) -> str:

@@ -11,17 +11,10 @@ from typing import Any
 from mcp_server import client_configs
 from settings import PROJECT_ROOT
 
+from .chat_ui import human_size
+
 SAMPLE_CSV = PROJECT_ROOT / "samples" / "sales.csv"
 SEARCH_FROM = 10  # the chat list gets a search box once there are more chats than this
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def relative_time(when: float, now: float | None = None) -> str:

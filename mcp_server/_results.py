@@ -17,24 +17,11 @@ from fastmcp.tools import ToolResult
 from mcp.types import TextContent
 
 from executor import ExecutionResult
+from executor.text import clip
 
 from .sandboxes import Sandbox
 
 RESULT_BUDGET_BYTES = 512 << 10
-
-
-def clip(text: str, limit: int) -> tuple[str, int]:
-    """Keep the head and tail of `text` within `limit` characters; also return how much was cut."""
-    if len(text) <= limit:
-        return text, 0
-    head = limit * 2 // 3
-    tail = limit - head
-    cut = len(text) - head - tail
-    return (
-        f"{text[:head]}\n[... {cut:,} characters cut from the middle of this output ...]\n"
-        f"{text[-tail:] if tail else ''}",
-        cut,
-    )
 
 
 def wire_size(data: dict[str, Any]) -> int:

@@ -9,8 +9,8 @@ import pytest
 from agent.offline import describe_result, plan_calls
 from agent.service import upload_name
 from agent.skills import load_skills
-from agent.tool_results import clip
 from agent.tools import TOOL_NAMES, sandbox_key
+from executor.text import clip
 from settings import PROJECT_ROOT
 
 
