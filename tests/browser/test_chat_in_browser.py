@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import artifact
+from tests.browser.conftest import artifact, start_app
 
 expect.set_options(timeout=30_000)
 
@@ -149,6 +150,33 @@ def test_two_browser_contexts_get_two_containers(browser, app, docker_client):
 def test_demo_walkthrough_from_the_example_buttons(page, app):
     """The README's walkthrough: run a command, summarise the sample CSV, chart it, reload."""
     url, _ = app
+    walk_through(page, url, screenshot=True)
+
+
+def test_demo_walkthrough_with_the_agent_reaching_its_tools_over_mcp(
+    browser, docker_client, app_label, tmp_path_factory
+):
+    """APP_AGENT_TOOLS=mcp: the same walkthrough, every step through the app's MCP endpoint."""
+    served = start_app(
+        f"{app_label}-ui-mcp", tmp_path_factory.mktemp("ui-mcp-data"), agent_tools="mcp"
+    )
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        walk_through(page, served.url, screenshot=False)
+        audit = served.service.settings.executor.audit_log.read_text().splitlines()
+        records = [json.loads(line) for line in audit]
+        ran = [r for r in records if r["operation"] in ("execute", "python")]
+        assert len(ran) >= 4
+        assert all(record.get("via") == "mcp" for record in ran)  # every step went through MCP
+    finally:
+        context.close()
+        served.close()
+        served.service.executor.cleanup_all(remove_volumes=True)
+
+
+def walk_through(page, url: str, *, screenshot: bool) -> None:
     open_app(page, url)
     examples = page.locator("button.gallery-item")
     expect(examples).to_have_count(5)
@@ -171,7 +199,8 @@ def test_demo_walkthrough_from_the_example_buttons(page, app):
     page.get_by_role("option", name="sales_chart.png").click()
     expect(page.locator("#preview img")).to_be_visible()
     expect(page.locator("#download a[href$='/sales_chart.png']")).to_be_visible()
-    page.screenshot(path=str(artifact("demo.png")), full_page=True)
+    if screenshot:
+        page.screenshot(path=str(artifact("demo.png")), full_page=True)
     page.reload(wait_until="domcontentloaded")  # everything is still there
     expect(page.locator("#chatbot")).to_contain_text("uname -srm")
     expect(page.locator("#files")).to_contain_text("sales_chart.png")
