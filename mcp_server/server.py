@@ -19,6 +19,7 @@ import base64
 import binascii
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -113,8 +114,20 @@ def build_mcp(
     max_timeout = spec.max_timeout_s
     limit = output_limit_chars
     transport = "http" if tokens is not None else "stdio"
+    # Every 2026-07-28 tools/call checks its Mcp-Param headers against the tool's input schema;
+    # without a lookup the SDK runs the whole tools/list for that, on every call (a third of the
+    # server's CPU per call, measured). The tools are the same for every caller: list them once.
+    schemas: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def remember_schemas(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        tools = await server.list_tools(run_middleware=False)
+        schemas.update({tool.name: tool.parameters for tool in tools})
+        yield {}
+
     mcp = FastMCP(
         name,
+        lifespan=remember_schemas,
         instructions=(
             "Run bash and Python in private Linux sandboxes (no network; numpy, pandas, "
             "matplotlib installed; files in /workspace persist). Calls without sandbox_id use "
@@ -548,4 +561,7 @@ def build_mcp(
             return ResourceResult([ResourceContent(text, mime_type=mime)])
         return ResourceResult([ResourceContent(data, mime_type=mime)])
 
+    # fastmcp offers no setter for the SDK server's hook; None (not listed yet) skips the check,
+    # as the SDK itself does when a listing fails.
+    mcp._mcp_server.get_tool_input_schema = schemas.get
     return mcp

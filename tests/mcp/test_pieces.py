@@ -180,3 +180,23 @@ def test_audit_tags_mark_records_made_inside_the_block(tmp_path):
     assert "transport" not in first
     assert "via" not in second
     assert third["token"] == "[REDACTED]"
+
+
+async def test_tool_schemas_are_listed_once_at_start_for_header_checks(tmp_path):
+    """2026-07-28 calls check their Mcp-Param headers against the tool's schema: the server
+    answers that from schemas listed at start-up instead of a tools/list per call."""
+    from executor import DockerExecutionClient
+    from mcp_server import Sandboxes, build_http_app, build_mcp
+
+    executor = DockerExecutionClient(app_label="mce-test-schemas", state_dir=tmp_path)
+    tokens = TokenStore(tmp_path / "mcp.db")
+    mcp = build_mcp(executor, tokens, Sandboxes(SandboxStore(tmp_path / "mcp.db"), executor))
+    app = build_http_app(mcp)
+    lookup = mcp._mcp_server.get_tool_input_schema
+    assert lookup("execute_bash") is None  # not started yet: the SDK skips the check
+    async with app.router.lifespan_context(app):
+        schema = lookup("execute_bash")
+        assert schema["required"] == ["command"]
+        assert "timeout" in schema["properties"]
+        assert lookup("no_such_tool") is None
+    await executor.aclose()
