@@ -99,7 +99,8 @@ def pool_memory(client: docker.DockerClient, ours: Ours) -> tuple[int, int]:
     members = [
         c
         for c in client.containers.list(
-            filters={"label": [f"mcp-code-executor.app={label}", f"{POOL_LABEL}=1"]}
+            filters={"label": [f"mcp-code-executor.app={label}", f"{POOL_LABEL}=1"]},
+            ignore_removed=True,
         )
         if c.name not in ours.claimed
     ]

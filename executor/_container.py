@@ -3,10 +3,11 @@ recreated on the same workspace when it was removed or runs an old image."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from settings import ExecutorSettings
@@ -36,6 +37,7 @@ class Creations:
         self._lock = threading.Lock()
         self._quiet = threading.Condition(self._lock)
         self._slots = threading.BoundedSemaphore(at_once)
+        self._warm_slots = threading.BoundedSemaphore(max(1, at_once // 4))
 
     def __enter__(self) -> bool:
         """Count one creation; True when others are under way too (a crowd)."""
@@ -51,6 +53,13 @@ class Creations:
             self._count -= 1
             if not self._count:
                 self._quiet.notify_all()
+
+    @contextlib.contextmanager
+    def warming(self) -> Iterator[None]:
+        """A slot for starting a runner ahead: a few at a time, so the sessions already at work
+        keep the CPU."""
+        with self._warm_slots:
+            yield
 
     def wait_quiet(self, timeout_s: float) -> None:
         with self._lock:

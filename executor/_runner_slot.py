@@ -16,7 +16,7 @@ from settings import ExecutorSettings
 
 from ._container import SandboxContainer
 from ._wording import Notes, Notice
-from .errors import EngineError
+from .errors import EngineError, ExecutorError
 from .runner import RunnerChannel, RunnerError
 
 logger = logging.getLogger(__name__)
@@ -100,20 +100,31 @@ class RunnerSlot:
                 return None
         return None
 
-    def warm(self) -> None:
-        """Start the runner ahead of the next command, if the container runs and none does; a
-        failure here is no strike (the next command tries again, and counts it)."""
+    def start_ahead(self) -> RunnerChannel | None:
+        """A runner for the next commands, started without holding up the session (install it
+        with `take_ahead`); None if one runs already or it would not start (no strike: the
+        next command tries again, and counts it)."""
         if self.runner is not None or not self.spec.use_runner or not self.container.running:
-            return
+            return None
         try:
-            self.runner = RunnerChannel(
+            return RunnerChannel(
                 self.container.engine,
                 self.container.ensure_running(),
                 kill_grace_s=self.spec.kill_grace_s,
                 kill_all=self._kill_quietly,
             )
-        except (RunnerError, EngineError) as exc:
+        except (RunnerError, ExecutorError) as exc:  # e.g. the session was removed meanwhile
             logger.info("runner warm-up of %s: %s", self.container.name, exc)
+            return None
+
+    def take_ahead(self, runner: RunnerChannel | None) -> None:
+        """Use a runner `start_ahead` made, unless a command started one meanwhile."""
+        if runner is None:
+            return
+        if self.runner is None:
+            self.runner = runner
+        else:
+            runner.close()
 
     def failed(self, exc: RunnerError, notes: Notes) -> None:
         """Count a failure of the runner; after FAILURES_ALLOWED the session stops using it."""

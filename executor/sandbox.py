@@ -53,6 +53,7 @@ class Sandbox:
         self.lock = threading.RLock()
         self.last_used = time.time()
         self.slot = RunnerSlot(container, spec, self._kill_quietly)
+        self._warming = False  # a runner is being started ahead, outside the lock
 
     def stop(self) -> None:
         """Stop the container (files kept); the next operation starts it again."""
@@ -81,12 +82,14 @@ class Sandbox:
             # than starting the runner (a Python interpreter) first, and spares the others that
             # CPU. The runner starts once the crowd has passed, for the commands that follow.
             self.container.ensure_running()
-            if self.container.fresh:
-                self.container.fresh = False
+            # Until the runner started ahead is ready, commands do not wait for it either.
+            if self.container.fresh or self._warming:
+                first, self.container.fresh = self.container.fresh, False
                 try:
                     return via_exec()
                 finally:
-                    self._warm_runner_later()
+                    if first:
+                        self._warm_runner_later()
         for attempt in (1, 2):
             channel = self.slot.get(notes)
             if channel is None:
@@ -106,11 +109,18 @@ class Sandbox:
         return via_exec()
 
     def _warm_runner_later(self) -> None:
+        self._warming = True
+
         def warm() -> None:
-            # Not while a crowd of sessions is starting.
-            self.container.creations.wait_quiet(timeout_s=30)
-            with self.lock:
-                self.slot.warm()
+            try:
+                # Not while a crowd of sessions is starting.
+                self.container.creations.wait_quiet(timeout_s=30)
+                with self.container.creations.warming():
+                    runner = self.slot.start_ahead()
+                with self.lock:
+                    self.slot.take_ahead(runner)
+            finally:
+                self._warming = False
 
         threading.Thread(target=warm, name="runner-warm-up", daemon=True).start()
 

@@ -128,8 +128,8 @@ def user_id(request) -> str:
 
 
 def app_containers(docker_client: docker.DockerClient, label: str) -> list:
-    return docker_client.containers.list(
-        all=True, filters={"label": f"mcp-code-executor.app={label}"}
+    return docker_client.containers.list(  # containers going away meanwhile are left out
+        all=True, filters={"label": f"mcp-code-executor.app={label}"}, ignore_removed=True
     )
 
 

@@ -28,7 +28,9 @@ async def wait_for(condition, timeout: float = 60.0, what: str = "condition") ->
 
 def pool_containers(docker_client, label: str) -> list:
     return docker_client.containers.list(
-        all=True, filters={"label": [f"mcp-code-executor.app={label}", f"{POOL_LABEL}=1"]}
+        all=True,
+        filters={"label": [f"mcp-code-executor.app={label}", f"{POOL_LABEL}=1"]},
+        ignore_removed=True,  # members going away meanwhile are left out
     )
 
 
