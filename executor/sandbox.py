@@ -113,8 +113,9 @@ class Sandbox:
 
         def warm() -> None:
             try:
-                # Not while a crowd of sessions is starting.
-                self.container.creations.wait_quiet(timeout_s=30)
+                # A few at a time (a crowd's containers are still being made), and for a
+                # moment not at all while this very crowd is starting.
+                self.container.creations.wait_quiet(timeout_s=1.0)
                 with self.container.creations.warming():
                     runner = self.slot.start_ahead()
                 with self.lock:
