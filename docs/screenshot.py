@@ -31,7 +31,7 @@ def main() -> None:
             page.locator("#chatbox textarea").wait_for(timeout=60_000)
             expect(page.locator("#chats")).to_contain_text("New chat")  # the page has loaded
             examples = page.locator("button.gallery-item")
-            for index, expected in ((1, "North"), (2, "revenue.png"), (3, "chart saved")):
+            for index, expected in ((1, "North"), (2, "figure-1.png"), (3, "chart saved")):
                 examples.nth(index).click()
                 page.locator("#chatbox textarea").press("Enter")
                 expect(page.locator("#chatbot")).to_contain_text(expected)
@@ -39,6 +39,8 @@ def main() -> None:
             page.locator("#file-picker input").click()
             page.get_by_role("option", name="sales_chart.png").click()
             expect(page.locator("#preview img")).to_be_visible()
+            # The plot inline in the chat (scrolled into view), the skill's chart in the preview.
+            page.locator("#chatbot img[src*='figure-1.png']").scroll_into_view_if_needed()
             page.wait_for_timeout(500)
             page.screenshot(path=str(OUT))
             browser.close()
