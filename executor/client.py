@@ -98,6 +98,7 @@ class DockerExecutionClient(WorkspaceFiles):
                 options["client"] = docker_client
             engine = make_engine(spec.engine, spec=spec, **options)
         self.engine = engine
+        self._owns_engine = sandbox_engine is None and docker_client is None
         self._manager = SandboxManager(
             engine,
             spec,
@@ -394,12 +395,15 @@ class DockerExecutionClient(WorkspaceFiles):
         return await self._offload(self._manager.inventory)
 
     async def aclose(self, *, remove_containers: bool = True) -> None:
-        """Shut down: remove this app's containers (volumes stay) and stop the worker threads."""
+        """Shut down: remove this app's containers (volumes stay), stop the worker threads and
+        let go of every connection (runners' and the engine's, when this client made it)."""
         with contextlib.suppress(ExecutorError):
             if remove_containers and self._manager.started:
                 await self._offload(self._manager.remove_all)
             await self._offload(self._manager.close)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._owns_engine:
+            self.engine.close()
         self._audit.close()
 
 

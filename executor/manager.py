@@ -289,8 +289,7 @@ class SandboxManager:
             self.pool.close()  # its members go too; a later start() makes a new pool
             self.pool = None
             self._started = False
-        with self._lock:
-            self._sandboxes.clear()
+        self._forget_sessions("the sandbox was removed")
         for info in self.engine.list(self.app_labels):
             self.engine.remove(info.id)
         if volumes:
@@ -422,8 +421,19 @@ class SandboxManager:
         return labels.get(USER_LABEL, ""), volume.removesuffix("-workspace")
 
     def close(self) -> None:
-        """Stop the reaper and remove unclaimed pool members (session containers stay)."""
+        """Stop the reaper, remove unclaimed pool members and close the runners' connections
+        (session containers stay; a later process adopts them and starts new runners)."""
         self._closing.set()
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        self._forget_sessions("the app closed")
+
+    def _forget_sessions(self, why: str) -> None:
+        """Drop every session, closing its runner's connection now: a dropped session's socket
+        would otherwise stay open until garbage collection."""
+        with self._lock:
+            sandboxes = list(self._sandboxes.values())
+            self._sandboxes.clear()
+        for sandbox in sandboxes:
+            sandbox.slot.drop(why)

@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from agent.service import ChatService
+from executor.host_limits import raise_open_files_limit
 from mcp_server import (
     DB_NAME,
     Sandboxes,
@@ -136,6 +137,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"Refusing to start: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's answer
         return 2
+    raise_open_files_limit()  # a session holds a runner's connection: 1024 would be a ceiling
     service = ChatService(settings)
     login = LoginLayer.from_settings(
         settings, audit=service.executor.audit, public_prefixes=("/mcp",)

@@ -1,9 +1,9 @@
 """The MCP server: the agent's sandbox tools for any MCP client, over the same executor.
 
 Tools have the agent's names and meanings (agent/tools.py) plus an optional `sandbox_id` (see
-sandboxes.py), file transfer and sandbox handles. Who calls is the verified bearer token's user
-(HTTP) or the local user (stdio); every executor call runs under `audit_tags(via="mcp", ...)` so
-the audit log says it came through MCP and with which token.
+sandboxes.py), file transfer (_transfer.py) and sandbox handles. Who calls is the verified
+bearer token's user (HTTP) or the local user (stdio); every executor call runs under
+`audit_tags(via="mcp", ...)` so the audit log says it came through MCP and with which token.
 
 A running command's output goes out as progress notifications while it runs (at least one every
 `HEARTBEAT_S` even when it is silent), and the result is clipped to fit well under the 1 MiB
@@ -15,41 +15,24 @@ executor then kills the command and everything it started.
 # No `from __future__ import annotations` here: fastmcp reads the tools' annotations at runtime,
 # and their Annotated aliases (limits in the descriptions) are local to build_mcp.
 
-import base64
-import binascii
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import unquote
 
 from fastmcp import Context, FastMCP
-from fastmcp.exceptions import ResourceError, ToolError
-from fastmcp.resources import ResourceContent, ResourceResult
+from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_access_token, get_http_headers
 from fastmcp.tools import ToolResult
-from mcp.types import ImageContent, ResourceLink, TextContent, ToolAnnotations
+from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from executor import (
-    DockerExecutionClient,
-    ExecutorError,
-    audit_tags,
-)
-from executor.hints import HINT_SEPARATOR, hint_for
+from executor import DockerExecutionClient, ExecutorError
 
-from ._results import (
-    RESULT_BUDGET_BYTES,
-    as_text,
-    describe_result,
-    fit_texts,
-    json_str,
-    mime_of,
-    resource_uri,
-    structured,
-)
+from ._calls import Caller, tool_error
+from ._results import describe_result, fit_texts, structured
+from ._transfer import register_transfers
 from .auth import StoreTokenVerifier
 from .live import HEARTBEAT_S, ClientGone, LiveOutput, client_gone, consume
 from .sandboxes import NoSuchSandbox, Sandbox, Sandboxes, TooManySandboxes
@@ -58,34 +41,9 @@ from .tokens import TokenStore
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = "mcp-code-executor"
-TRANSFER_MAX_BYTES = 512 << 10  # largest file moved through one MCP message (base64 inside)
-UPLOAD_MAX_BYTES = 3 << 20  # the SDK refuses request bodies over 4 MiB; base64 adds a third
-URI_TEMPLATE = "sandbox://{sandbox_id}/workspace/{path*}"
 # A request header naming the sandbox for calls that name none: the app's agent sends its chat's
 # id here, so the model never has to. Resolved like `sandbox_id` (the caller's own only).
 SANDBOX_HEADER = "x-sandbox-id"
-
-_HINTS: list[tuple[type[Exception], str]] = [  # the server's own; the executor's come after
-    (NoSuchSandbox, "Use an id from list_sandboxes, or leave sandbox_id empty for the default."),
-    (TooManySandboxes, "Close sandboxes you no longer need with close_sandbox."),
-]
-
-
-def tool_error(exc: Exception) -> ToolError:
-    """An executor (or handle) error as a tool error: its message and what to do about it."""
-    return ToolError(f"{exc}{HINT_SEPARATOR}{hint_for(exc, _HINTS)}")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: the verified user (and token name), and over which transport."""
-
-    user: str
-    token_name: str | None
-    transport: str  # "http" or "stdio"
-
-    def tags(self) -> contextlib.AbstractContextManager[None]:
-        return audit_tags(via="mcp", transport=self.transport, token=self.token_name)
 
 
 def build_mcp(
@@ -318,96 +276,6 @@ def build_mcp(
         )
 
     @mcp.tool(
-        description=(
-            "Store a file (any bytes, given as base64) in /workspace; parent folders are "
-            f"created. At most {UPLOAD_MAX_BYTES:,} bytes per call (MCP requests are limited "
-            "to 4 MiB)."
-        ),
-        output_schema=None,
-        annotations=ToolAnnotations(destructiveHint=True, openWorldHint=False),
-    )
-    async def upload_file(
-        path: Annotated[str, Field(description="File path; relative paths are in /workspace.")],
-        content_base64: Annotated[str, Field(description="The file's bytes, base64-encoded.")],
-        sandbox_id: SandboxId = "",
-    ) -> ToolResult:
-        who = caller()
-        sandbox = await sandbox_of(who, sandbox_id)
-        try:
-            data = base64.b64decode(content_base64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ToolError(
-                f"content_base64 is not valid base64 ({exc}).\nHint: encode the file's bytes "
-                "with standard base64 (A-Z a-z 0-9 + /, padded with =)."
-            ) from None
-        if len(data) > UPLOAD_MAX_BYTES:
-            raise ToolError(
-                f"{len(data):,} bytes is over the {UPLOAD_MAX_BYTES:,}-byte limit of one upload."
-                "\nHint: split the file and upload the parts, then join them with execute_bash "
-                "(cat part1 part2 > file)."
-            )
-        try:
-            with who.tags():
-                await executor.upload_file(sandbox.key, path, data)
-        except ExecutorError as exc:
-            raise tool_error(exc) from None
-        return structured(
-            {"status": "ok", "sandbox_id": sandbox.sandbox_id, "path": path, "bytes": len(data)}
-        )
-
-    @mcp.tool(
-        description=(
-            "Get a file from /workspace. Text up to about "
-            f"{limit:,} characters comes back inline, images (PNG, JPEG, GIF, WebP) up to "
-            f"{TRANSFER_MAX_BYTES:,} bytes as image content, anything else up to "
-            f"{TRANSFER_MAX_BYTES:,} bytes as a resource link ({URI_TEMPLATE}) to read with "
-            "resources/read. Larger files do not fit one MCP message: read text with read_file "
-            "(offset, line_count) or split the file with execute_bash."
-        ),
-        output_schema=None,
-        annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),
-    )
-    async def download_file(
-        path: Annotated[str, Field(description="File path; relative paths are in /workspace.")],
-        sandbox_id: SandboxId = "",
-    ) -> ToolResult:
-        who = caller()
-        sandbox = await sandbox_of(who, sandbox_id)
-        try:
-            with who.tags():
-                data = await executor.download_file(sandbox.key, path)
-        except ExecutorError as exc:
-            raise tool_error(exc) from None
-        size = len(data)
-        if size > TRANSFER_MAX_BYTES:
-            raise ToolError(
-                f"{path} is {size:,} bytes, more than fits one MCP message "
-                f"({TRANSFER_MAX_BYTES:,} bytes).\nHint: read text with read_file (offset, "
-                "line_count), or split it with execute_bash (split -b 400k FILE part_) and "
-                "download the parts."
-            )
-        mime = mime_of(path, data)
-        caption = f"{path} ({size:,} bytes, {mime}) in sandbox {sandbox.sandbox_id}"
-        if mime.startswith("image/") and mime != "image/svg+xml":
-            image = ImageContent(
-                type="image", data=base64.b64encode(data).decode("ascii"), mime_type=mime
-            )
-            return ToolResult(content=[TextContent(type="text", text=caption), image])
-        text = as_text(data)
-        if text is not None and len(text) <= limit:
-            return ToolResult(content=[TextContent(type="text", text=text)])
-        uri = resource_uri(sandbox.sandbox_id, path)
-        link = ResourceLink(
-            type="resource_link",
-            uri=uri,
-            name=path.rsplit("/", 1)[-1] or path,
-            mime_type=mime,
-            size=size,
-        )
-        note = f"{caption}: too large to show inline; read it with resources/read {uri}"
-        return ToolResult(content=[TextContent(type="text", text=note), link])
-
-    @mcp.tool(
         description="List a directory in the sandbox: names, sizes (bytes) and modification "
         "times (at most 500 entries).",
         output_schema=None,
@@ -534,32 +402,15 @@ def build_mcp(
             }
         )
 
-    @mcp.resource(
-        URI_TEMPLATE,
-        name="sandbox_file",
-        description=(
-            "A file in a sandbox's /workspace (sandbox_id as in list_sandboxes; 'default' for "
-            f"the default sandbox). Files up to {TRANSFER_MAX_BYTES:,} bytes."
-        ),
+    register_transfers(
+        mcp,
+        executor,
+        sandboxes,
+        caller=caller,
+        sandbox_of=sandbox_of,
+        sandbox_id_type=SandboxId,
+        limit=limit,
     )
-    async def sandbox_file(sandbox_id: str, path: str) -> ResourceResult:
-        who = caller()
-        try:
-            sandbox = await sandboxes.resolve(who.user, sandbox_id)
-            with who.tags():
-                data = await executor.download_file(sandbox.key, "/workspace/" + unquote(path))
-        except (NoSuchSandbox, ExecutorError) as exc:
-            raise ResourceError(str(tool_error(exc))) from None
-        if len(data) > TRANSFER_MAX_BYTES:
-            raise ResourceError(
-                f"{path} is {len(data):,} bytes, more than fits one MCP message "
-                f"({TRANSFER_MAX_BYTES:,} bytes); split it with execute_bash."
-            )
-        mime = mime_of(path, data)
-        text = as_text(data)
-        if text is not None and len(json_str(text)) <= RESULT_BUDGET_BYTES:
-            return ResourceResult([ResourceContent(text, mime_type=mime)])
-        return ResourceResult([ResourceContent(data, mime_type=mime)])
 
     # fastmcp offers no setter for the SDK server's hook; None (not listed yet) skips the check,
     # as the SDK itself does when a listing fails.

@@ -1,13 +1,10 @@
-"""The Docker engine: the only module that talks to the docker SDK.
+"""The Docker engine: the only code that talks to the docker SDK (with `_docker_io`).
 
-Every SDK, requests, urllib3 and socket exception is translated here, in `_translated`, into the
-executor's error tree; a daemon that does not answer becomes `SandboxUnavailableError` at once.
-Exec streams are read from the hijacked connection itself (docker-py's readers are quadratic and
-have no deadline): `DockerExecChannel` parses Docker's 8-byte multiplexing headers, once, and
-works over a plain unix/tcp socket as well as over TLS (bytes already decrypted are honoured by
-`wait`, want-read/want-write are "not now", and TLS cannot half-close, so callers frame their
-input instead of relying on EOF). `ssh://` hosts are refused with a workaround: docker-py's ssh
-transport cannot be polled for writability, so the runner would never start over it.
+Every SDK, requests, urllib3 and socket exception is translated, in `_translated` (in
+`_docker_io`, with the exec channel that reads Docker's stream itself), into the executor's error
+tree; a daemon that does not answer becomes `SandboxUnavailableError` at once. `ssh://` hosts are
+refused with a workaround: docker-py's ssh transport cannot be polled for writability, so the
+runner would never start over it.
 """
 
 from __future__ import annotations
@@ -16,19 +13,12 @@ import contextlib
 import logging
 import os
 import platform
-import select
-import socket
-import ssl
-import struct
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker.errors
-import requests.exceptions
-import urllib3.exceptions
 from docker.constants import MINIMUM_DOCKER_API_VERSION
 
 import docker
@@ -42,6 +32,7 @@ from ..errors import (
     SandboxUnavailableError,
 )
 from . import _docker_hardening
+from ._docker_io import DockerExecChannel, _translated
 from ._loop_quota import (
     IMAGE_LABEL,
     LoopImages,
@@ -50,175 +41,21 @@ from ._loop_quota import (
     loop_unavailable_reason,
 )
 from .base import (
-    ChannelClosed,
     ContainerInfo,
     ContainerRequest,
     Engine,
-    Event,
     ExecChannel,
     VolumeInfo,
 )
 
 logger = logging.getLogger(__name__)
 
-_HEADER = struct.Struct(">BxxxL")
-_RECV_SIZE = 256 * 1024
 _IMAGE_ID_TTL_S = 5.0
-_UNREACHABLE_HINT = (
-    "Is Docker running? Start it (`sudo systemctl start docker`, or `sudo dockerd &`), check "
-    "DOCKER_HOST, and that this user may use the Docker socket."
-)
 _SSH_REFUSAL = (
     "DOCKER_HOST={host}: ssh:// is not supported (docker-py's ssh transport cannot stream an "
     "exec both ways). Forward the remote socket instead: `ssh -NL /tmp/docker.sock:"
     "/var/run/docker.sock user@host &` and set DOCKER_HOST=unix:///tmp/docker.sock."
 )
-
-
-@contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Turn any Docker-side failure inside the block into the executor's own error."""
-    try:
-        yield
-    except docker.errors.ImageNotFound as exc:
-        raise ImageNotFoundError(
-            f"the sandbox image does not exist ({exc.explanation or exc}); build it with "
-            "`make image` (or `python -m executor.image build`)"
-        ) from exc
-    except docker.errors.NotFound as exc:
-        raise ContainerNotFoundError(f"{what}: {exc.explanation or exc}") from exc
-    except docker.errors.APIError as exc:
-        if exc.status_code == 409:
-            raise ContainerConflictError(f"{what}: {exc.explanation or exc}") from exc
-        raise EngineError(f"{what}: {exc.explanation or exc}") from exc
-    except (
-        docker.errors.DockerException,
-        requests.exceptions.RequestException,
-        urllib3.exceptions.HTTPError,
-        OSError,
-    ) as exc:
-        raise SandboxUnavailableError(
-            f"cannot reach the Docker daemon ({type(exc).__name__}: {exc}). {_UNREACHABLE_HINT}"
-        ) from exc
-
-
-def _unwrap(raw: Any) -> tuple[socket.socket, bytes]:
-    """The socket under docker-py's hijacked response, plus bytes already buffered above it
-    (http.client may have read past the response headers into the exec's output)."""
-    sock = getattr(raw, "_sock", raw)
-    initial = b""
-    response = getattr(raw, "_response", None)
-    reader = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None)
-    if reader is not None and hasattr(reader, "peek"):
-        sock.setblocking(False)
-        with contextlib.suppress(BlockingIOError, OSError, ValueError):
-            available = len(reader.peek(0))
-            if available:
-                initial = reader.read(available)
-    return sock, initial
-
-
-class DockerExecChannel(ExecChannel):
-    """One exec's hijacked connection: Docker's multiplexed stream in, stdin out."""
-
-    def __init__(self, api: docker.APIClient, exec_id: str, raw: Any) -> None:
-        self._api = api
-        self._exec_id = exec_id
-        self._raw = raw  # keeps docker-py's response alive (it closes TLS sockets when collected)
-        self._sock, initial = _unwrap(raw)
-        self._sock.setblocking(False)
-        self._tls = isinstance(self._sock, ssl.SSLSocket)
-        self._pending = bytearray(initial)  # received, not yet parsed
-        self._frame_left = 0
-        self._frame_stream = 0
-        self._eof = False
-        self._closed = False
-
-    def wait(self, timeout: float, *, write: bool = False) -> tuple[bool, bool]:
-        if self._pending or self._eof or (self._tls and self._sock.pending()):
-            return True, write
-        try:
-            readable, writable, _ = select.select(
-                [self._sock], [self._sock] if write else [], [], max(0.0, timeout)
-            )
-        except (OSError, ValueError):  # closed under us
-            return True, False
-        return bool(readable), bool(writable)
-
-    def read(self) -> list[Event] | None:
-        if not self._eof:
-            try:
-                chunk = self._sock.recv(_RECV_SIZE)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                chunk = None
-            except OSError:
-                chunk = b""
-            if chunk == b"":
-                self._eof = True
-            elif chunk:
-                self._pending += chunk
-        events = self._parse()
-        if self._eof and not events and not self._pending:
-            return None
-        return events
-
-    def _parse(self) -> list[Event]:
-        events: list[Event] = []
-        view = self._pending
-        offset = 0
-        while offset < len(view):
-            if self._frame_left:
-                take = min(self._frame_left, len(view) - offset)
-                if self._frame_stream in (1, 2):
-                    events.append((self._frame_stream, bytes(view[offset : offset + take])))
-                self._frame_left -= take
-                offset += take
-                continue
-            if len(view) - offset < _HEADER.size:
-                break
-            self._frame_stream, self._frame_left = _HEADER.unpack_from(view, offset)
-            offset += _HEADER.size
-        del self._pending[:offset]
-        if self._eof and self._pending:  # a cut-off header at the very end: nothing to show
-            self._pending.clear()
-        return events
-
-    def send(self, data: bytes | memoryview) -> int:
-        try:
-            return self._sock.send(data[: 64 * 1024] if self._tls else data)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-            return 0
-        except OSError as exc:
-            raise ChannelClosed(str(exc)) from exc
-
-    def close_stdin(self) -> bool:
-        if self._tls:  # SSLSocket.shutdown tears TLS down: no half-close over TLS
-            return False
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_WR)
-        return True
-
-    def exit_code(self) -> int | None:
-        deadline = time.monotonic() + 2.0
-        while True:
-            try:
-                with _translated("exec inspect"):
-                    info = self._api.exec_inspect(self._exec_id)
-            except ContainerNotFoundError:
-                return None
-            if not info.get("Running"):
-                code = info.get("ExitCode")
-                return None if code is None else int(code)
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.005)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._sock.close()
 
 
 class _NoEnvAPIClient(docker.APIClient):

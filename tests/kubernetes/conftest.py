@@ -29,7 +29,7 @@ from executor.engines.docker import DockerEngine
 from executor.engines.kubernetes import KubernetesEngine, load_configuration
 from executor.image import bake_layer
 from settings import PROJECT_ROOT, ExecutorSettings, load_settings
-from tests.conftest import IN_CI, NO_EXTRAS
+from tests.conftest import IN_CI, NO_EXTRAS, close_client
 
 from .docker_pods import DockerPods
 from .fake_apiserver import FakeKubeApi, role_rules
@@ -187,7 +187,8 @@ def make_executor(exec_cluster, baked_image, app_label, state_dir):
 
     yield make
     for client in made:
-        client.cleanup_all(remove_volumes=True)
+        close_client(client)
+        client.engine.close()  # made here, so not the client's to close
 
 
 @pytest.fixture

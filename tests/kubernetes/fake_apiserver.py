@@ -30,7 +30,7 @@ import hashlib
 import http.server
 import json
 import re
-import select
+import selectors
 import signal
 import socket
 import ssl
@@ -694,6 +694,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             channel.close()
 
 
+def _ready(
+    readers: list[socket.socket], writers: list[socket.socket], timeout: float
+) -> tuple[list[socket.socket], list[socket.socket]]:
+    """select() for any descriptor number (select.select stops at 1024; a test process holding
+    many sessions goes past that)."""
+    with selectors.DefaultSelector() as selector:
+        for sock in {*readers, *writers}:
+            mask = (selectors.EVENT_READ if sock in readers else 0) | (
+                selectors.EVENT_WRITE if sock in writers else 0
+            )
+            selector.register(sock, mask)
+        ready = selector.select(timeout)
+    readable = [key.fileobj for key, mask in ready if mask & selectors.EVENT_READ]
+    writable = [key.fileobj for key, mask in ready if mask & selectors.EVENT_WRITE]
+    return readable, writable  # type: ignore[return-value]
+
+
 def _bridge(ws: socket.socket, channel: Any, argv: list[str], *, v5: bool) -> None:
     """Move frames between the client's websocket and a Docker exec until the exec ends."""
     docker_sock = channel._sock  # the hijacked Docker connection (non-blocking)
@@ -713,7 +730,7 @@ def _bridge(ws: socket.socket, channel: Any, argv: list[str], *, v5: bool) -> No
         if not readers and not writers:
             break
         try:
-            readable, writable, _ = select.select(readers, writers, [], 0 if pending else 5)
+            readable, writable = _ready(readers, writers, 0 if pending else 5)
         except (OSError, ValueError):
             break
         if (ws in readable or pending) and want_client:

@@ -171,7 +171,8 @@ def test_a_pool_member_another_replica_took_is_skipped_and_left_alone(double, en
     pool = WarmPool(
         ours, spec(), size=2, labels={APP_LABEL: APP}, tools_path=None, skills_path=None
     )
-    pool._fill()  # two ready members, made synchronously
+    image = ours.image_id(spec().image_name)
+    pool._members.extend(pool._create(image) for _ in range(2))  # two ready members, made here
     first, second = (m.container_id for m in list(pool._members))
     assert theirs.claim(first, {APP_LABEL: APP, USER_LABEL: "theirs"})
 

@@ -16,7 +16,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.types import ImageContent, ResourceLink, TextContent
 
-from mcp_server.server import URI_TEMPLATE
+from mcp_server._transfer import URI_TEMPLATE
 
 from .conftest import MODES, mcp_client
 

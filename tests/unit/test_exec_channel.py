@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
 import ssl
 import struct
@@ -12,7 +14,7 @@ import time
 import pytest
 
 from executor._exec import CappedBuffer, FileSink, StreamEnd, pump
-from executor.engines.docker import DockerExecChannel
+from executor.engines._docker_io import DockerExecChannel
 
 
 def frame(stream_id: int, payload: bytes) -> bytes:
@@ -174,3 +176,55 @@ def test_over_tls_decrypted_bytes_are_seen_and_stdin_needs_no_half_close(tls_pai
     assert channel.close_stdin() is False  # TLS cannot half-close; callers frame their input
     assert bytes(out.data) == b"".join(b"%05d\n" % i for i in range(2000))
     assert bytes(err.data) == b"done"
+
+
+def _renumbered_above_1024(sock: socket.socket) -> socket.socket:
+    """The same connection on a descriptor numbered over 1024, as in an app process holding
+    hundreds of sessions' runner sockets (select() cannot watch such a descriptor)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this process may open only {hard} files")
+    if soft != resource.RLIM_INFINITY and soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    high = os.dup2(sock.fileno(), 1100)
+    sock.close()
+    return socket.socket(fileno=high)
+
+
+def test_a_connection_on_a_descriptor_over_1024_still_sends_stdin_and_reads_output():
+    ours, theirs = socket.socketpair()
+    ours = _renumbered_above_1024(ours)
+    assert ours.fileno() >= 1024
+    got = bytearray()
+
+    def serve():
+        while len(got) < 200_000:
+            got.extend(theirs.recv(65536))
+        theirs.sendall(frame(1, b"read %d bytes" % len(got)))
+        theirs.close()
+
+    threading.Thread(target=serve).start()
+    started = time.monotonic()
+    ended, out, _ = drive(channel_over(ours), stdin=b"s" * 200_000)
+    assert ended is StreamEnd.EOF
+    assert bytes(out.data) == b"read 200000 bytes"
+    assert time.monotonic() - started < 2
+
+
+def test_a_partial_frame_header_waits_for_the_rest_without_spinning():
+    ours, theirs = socket.socketpair()
+    whole = frame(1, b"late")
+    theirs.sendall(whole[:3])
+    channel = channel_over(ours)
+    readable, _ = channel.wait(1.0)
+    assert readable
+    assert channel.read() == []
+    cpu_before = time.process_time()
+    started = time.monotonic()
+    readable, _ = channel.wait(0.5)
+    assert not readable  # nothing new arrived: the wait is a real one, not a hot loop
+    assert time.monotonic() - started >= 0.45
+    assert time.process_time() - cpu_before < 0.2
+    theirs.sendall(whole[3:])
+    assert channel.wait(1.0)[0]
+    assert channel.read() == [(1, b"late")]
