@@ -169,23 +169,43 @@ def test_of_two_replicas_claiming_the_same_pool_pod_exactly_one_wins(double, eng
 def test_a_pool_member_another_replica_took_is_skipped_and_left_alone(double, engine_of):
     ours, theirs = engine_of(), engine_of()
     pool = WarmPool(
-        ours, spec(), size=2, labels={APP_LABEL: APP}, tools_path=None, skills_path=None
+        ours,
+        spec(pool_check_interval_s=0.2),
+        size=2,
+        labels={APP_LABEL: APP},
+        tools_path=None,
+        skills_path=None,
     )
-    image = ours.image_id(spec().image_name)
-    pool._members.extend(pool._create(image) for _ in range(2))  # two ready members, made here
-    first, second = (m.container_id for m in list(pool._members))
-    assert theirs.claim(first, {APP_LABEL: APP, USER_LABEL: "theirs"})
+    pool.start()
+    try:
+        wait_until(lambda: pool.ready() == 2)
+        members = [info.id for info in ours.list({APP_LABEL: APP, POOL_LABEL: "1"})]
+        assert len(members) == 2
+        for ref in members:  # the other replica is quicker, twice
+            assert theirs.claim(ref, {APP_LABEL: APP, USER_LABEL: "theirs"})
 
-    member = pool.claim({APP_LABEL: APP, USER_LABEL: "ours"})
+        assert pool.claim({APP_LABEL: APP, USER_LABEL: "ours"}) is None  # both skipped
+        for ref in members:  # theirs now: neither removed nor relabelled
+            labels = objects.executor_labels(double.get("pods", NAMESPACE, ref)["metadata"])
+            assert labels[USER_LABEL] == "theirs"
 
-    assert member is not None
-    assert member.container_id == second
-    assert double.get("pods", NAMESPACE, first) is not None  # theirs now: not removed
-    assert (
-        objects.executor_labels(double.get("pods", NAMESPACE, second)["metadata"])[USER_LABEL]
-        == "ours"
-    )
-    pool.close()
+        wait_until(lambda: pool.ready() >= 1)  # the pool makes new members for itself
+        member = pool.claim({APP_LABEL: APP, USER_LABEL: "ours"})
+        assert member is not None
+        assert member.container_id not in members
+        labels = objects.executor_labels(
+            double.get("pods", NAMESPACE, member.container_id)["metadata"]
+        )
+        assert labels[USER_LABEL] == "ours"
+    finally:
+        pool.close()
+
+
+def wait_until(condition, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def test_stop_deletes_the_pod_keeps_the_pvc_and_the_next_use_resumes_on_it(double, engine_of):

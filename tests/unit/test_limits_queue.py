@@ -82,7 +82,12 @@ async def test_the_token_bucket_allows_a_burst_then_paces_then_refuses_the_hopel
         async with limits.execution("erin"):
             pass
     assert time.monotonic() - started > 0.15  # then one every 0.1 s
-    waiting = [asyncio.create_task(limits._take_token("erin")) for _ in range(3)]
+
+    async def one_more() -> None:
+        async with limits.execution("erin"):
+            pass
+
+    waiting = [asyncio.create_task(one_more()) for _ in range(3)]  # queued for tokens
     await asyncio.sleep(0)
     with pytest.raises(RateLimitedError) as caught:  # would need 0.4 s: refused at once
         async with limits.execution("erin"):
