@@ -109,10 +109,10 @@ class DockerExecChannel(ExecChannel):
         # poll, not select: select() cannot watch a descriptor numbered 1024 or more, and an app
         # with a few hundred sessions (each a runner's socket, an audit file...) has such.
         poller = select.poll()
-        poller.register(self._sock, _POLL_READ | (select.POLLOUT if write else 0))
         try:
+            poller.register(self._sock, _POLL_READ | (select.POLLOUT if write else 0))
             events = poller.poll(math.ceil(max(0.0, timeout) * 1000))
-        except (OSError, ValueError):  # closed under us
+        except (OSError, ValueError):  # closed under us (its descriptor is -1 then)
             return True, False
         mask = 0
         for _, event in events:

@@ -228,3 +228,13 @@ def test_a_partial_frame_header_waits_for_the_rest_without_spinning():
     theirs.sendall(whole[3:])
     assert channel.wait(1.0)[0]
     assert channel.read() == [(1, b"late")]
+
+
+def test_a_connection_closed_under_a_waiting_reader_ends_its_stream():
+    ours, theirs = socket.socketpair()
+    channel = channel_over(ours)
+    channel.close()  # e.g. the app shutting down while a command streams
+    readable, writable = channel.wait(1.0, write=True)
+    assert (readable, writable) == (True, False)
+    assert channel.read() is None  # the end of the stream, not an exception
+    theirs.close()
