@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,14 @@ class TlsFiles:
         return self
 
 
+def host_bridges() -> set[str]:
+    """Names of the bridge interfaces on this host (the main daemon's docker0 among them)."""
+    listed = subprocess.run(
+        ["ip", "-o", "link", "show", "type", "bridge"], capture_output=True, text=True, check=True
+    ).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in listed.splitlines() if line}
+
+
 @dataclass
 class SecondDockerd:
     """`dockerd` on a unix socket of its own (and optionally TCP with TLS)."""
@@ -72,6 +81,7 @@ class SecondDockerd:
     runtimes: dict[str, str] = field(default_factory=dict)  # name -> executable path
     port: int = 0
     process: subprocess.Popen | None = None
+    host_bridges: set[str] | None = None  # the host's bridges before this daemon first started
 
     @property
     def root(self) -> Path:
@@ -95,6 +105,8 @@ class SecondDockerd:
         }
 
     def start(self, timeout_s: float = 60) -> SecondDockerd:
+        if self.host_bridges is None:
+            self.host_bridges = host_bridges()
         EXEC_ROOT.mkdir(parents=True, exist_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
         argv = [
@@ -103,7 +115,8 @@ class SecondDockerd:
             "--data-root", str(self.root / "data"),
             "--exec-root", str(EXEC_ROOT / self.name),
             "--pidfile", str(self.root / "dockerd.pid"),
-            "--bridge", "none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+            "--bridge", self._make_bridge(),
+            "--iptables=false", "--ip-masq=false", "--ip-forward=false",
         ]  # fmt: skip
         if self.tls is not None:
             self.port = self.port or free_port()
@@ -125,6 +138,24 @@ class SecondDockerd:
                 raise RuntimeError(f"the second dockerd did not start:\n{tail}")
             time.sleep(0.1)
         return self
+
+    @property
+    def bridge(self) -> str:
+        return f"mce-{self.name}"[:15]  # interface names have at most 15 characters
+
+    def _make_bridge(self) -> str:
+        """A bridge of this daemon's own. Not `--bridge none`: a dockerd started so deletes the
+        host's `docker0`, which belongs to the main daemon. The address is in TEST-NET-1
+        (192.0.2.0/24, never routed); nothing is attached (the sandboxes have no network)."""
+        if subprocess.run(["ip", "link", "show", self.bridge], capture_output=True).returncode:
+            subnet = zlib.crc32(self.name.encode()) % 16 * 16
+            for command in (
+                ["ip", "link", "add", self.bridge, "type", "bridge"],
+                ["ip", "addr", "add", f"192.0.2.{subnet + 1}/28", "dev", self.bridge],
+                ["ip", "link", "set", self.bridge, "up"],
+            ):
+                subprocess.run(command, check=True, capture_output=True)
+        return self.bridge
 
     def _answers(self) -> bool:
         result = subprocess.run(
@@ -178,3 +209,4 @@ class SecondDockerd:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)

@@ -14,6 +14,7 @@ import pytest
 from executor import DockerExecutionClient, ExecutionResult, OutputChunk, SandboxUnavailableError
 from executor.engines.docker import DockerEngine
 from tests.conftest import NO_EXTRAS
+from tests.daemons import host_bridges
 
 pytestmark = [pytest.mark.docker, pytest.mark.remote]
 
@@ -187,3 +188,13 @@ async def test_while_the_daemon_is_down_every_call_fails_fast_and_then_recovers(
             second_dockerd.start()
         client.cleanup_all(remove_volumes=True)
         await client.aclose(remove_containers=False)
+
+
+def test_the_second_daemon_leaves_the_hosts_bridges_alone(second_dockerd):
+    """A dockerd started with `--bridge none` deletes the host's docker0 (the main daemon's):
+    ours brings a bridge of its own, and the host's bridges outlive its restarts."""
+    second_dockerd.stop()
+    second_dockerd.start()
+    assert second_dockerd.host_bridges is not None
+    missing = second_dockerd.host_bridges - host_bridges() - {second_dockerd.bridge}
+    assert not missing, f"the second dockerd removed the host's {sorted(missing)}"
