@@ -84,6 +84,7 @@ class WarmPool:
         tools_path: Path | None,
         skills_path: Path | None,
         start_runner: Callable[[str], Any] | None = None,
+        before_making: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
@@ -97,6 +98,8 @@ class WarmPool:
         self._skills_path = skills_path
         self._check_every_s = spec.pool_check_interval_s
         self._start_runner = start_runner
+        # Sessions come first: a refill amid a crowd takes the daemon from the people waiting.
+        self._before_making = before_making
         self._members: deque[PoolMember] = deque()
         self._making = 0  # members being made right now
         self._lock = threading.Lock()
@@ -190,6 +193,10 @@ class WarmPool:
 
     def _make_one(self, image_id: str) -> None:
         try:
+            if self._closing.is_set():
+                return
+            if self._before_making is not None:
+                self._before_making()
             if self._closing.is_set():
                 return
             member = self._create(image_id)

@@ -268,3 +268,30 @@ async def test_a_crowd_gets_one_container_each_and_sees_only_its_own_files(make_
     for key in keys:  # and it stays that way on the next command
         code, out, _ = await client.execute_bash(key, "cat /workspace/owner-*")
         assert out == f"{key}\n"
+
+
+async def test_the_pool_refills_only_after_a_crowds_containers_are_made(
+    make_executor, docker_client
+):
+    """People waiting come first: members made during a crowd would take the daemon from them."""
+    client = make_executor(
+        pool_size=2, pool_max_size=8, pool_window_s=30, pool_check_interval_s=0.2
+    )
+    await client.start()
+    await wait_for(lambda: client.pool_status().ready == 2, what="the pool to fill")
+    label = client.settings.app_label
+    before = {c.name for c in pool_containers(docker_client, label)}
+    keys = [f"first-{i}" for i in range(14)]  # 2 warm, 12 made now (a few at a time)
+    outs = await asyncio.gather(*(client.execute_bash(key, "true") for key in keys))
+    assert [code for code, _, _ in outs] == [0] * len(keys)
+    await wait_for(lambda: client.pool_status().ready >= 2, what="the refill")
+
+    def created(name: str) -> str:
+        return docker_client.api.inspect_container(name)["Created"]  # RFC 3339, sortable
+
+    sessions = [(await client.sandbox_info(key)).container_name for key in keys]
+    made_for_sessions = [created(name) for name in sessions if name not in before]
+    refilled = [c.name for c in pool_containers(docker_client, label) if c.name not in before]
+    assert len(made_for_sessions) == 12
+    assert refilled
+    assert min(created(name) for name in refilled) > max(made_for_sessions)
