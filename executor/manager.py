@@ -41,7 +41,6 @@ _SLUG_RE = re.compile(r"[^a-z0-9]+")
 _APP_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
 _RETENTION_EVERY_S = 3600.0
 _POOL_YIELD_S = 10.0  # a refill waits at most this long for session creations to pass
-_POOL_SETTLE_S = 0.3  # ...and until none has begun for this long
 
 
 def session_key(key: str) -> str:
@@ -130,9 +129,7 @@ class SandboxManager:
                     tools_path=self.tools_path,
                     skills_path=self.skills_path,
                     start_runner=self._pool_runner if self.spec.use_runner else None,
-                    before_making=lambda: self.creations.wait_quiet(
-                        timeout_s=_POOL_YIELD_S, settle_s=_POOL_SETTLE_S
-                    ),
+                    before_making=lambda: self.creations.wait_quiet(timeout_s=_POOL_YIELD_S),
                 )
                 self.pool.start()
             self._started = True

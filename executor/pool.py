@@ -16,6 +16,7 @@ time, so refilling never takes the machine from running sessions.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -34,6 +35,8 @@ from .errors import ExecutorError
 logger = logging.getLogger(__name__)
 
 POOL_LABEL = "mcp-code-executor.pool"
+_ARRIVALS_PAUSE_S = 0.3  # a refill starts once no session has arrived for this long...
+_YIELD_MAX_S = 10.0  # ...and their containers are made, waiting at most this long in all
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,12 @@ class Demand:
     def arrived(self) -> None:
         with self._lock:
             self._arrivals.append(self._clock())
+
+    def quiet_for(self) -> float:
+        """Seconds since the latest arrival (infinite before the first)."""
+        with self._lock:
+            last = self._arrivals[-1] if self._arrivals else None
+        return math.inf if last is None else self._clock() - last
 
     def recent(self) -> int:
         now = self._clock()
@@ -195,8 +204,7 @@ class WarmPool:
         try:
             if self._closing.is_set():
                 return
-            if self._before_making is not None:
-                self._before_making()
+            self._yield_to_sessions()
             if self._closing.is_set():
                 return
             member = self._create(image_id)
@@ -211,6 +219,18 @@ class WarmPool:
         finally:
             with self._lock:
                 self._making -= 1
+
+    def _yield_to_sessions(self) -> None:
+        """Wait (a bounded while) for arrivals to pause and their containers to be made: a crowd
+        claims the ready members first, and members made amid it would slow everyone in it."""
+        deadline = time.monotonic() + _YIELD_MAX_S
+        while (wait := _ARRIVALS_PAUSE_S - self.demand.quiet_for()) > 0:
+            if self._closing.wait(min(wait, max(0.0, deadline - time.monotonic()))):
+                return
+            if time.monotonic() >= deadline:
+                return
+        if self._before_making is not None:
+            self._before_making()
 
     def _create(self, image_id: str) -> PoolMember:
         name = f"{self.spec.app_label}-pool-{uuid.uuid4().hex[:16]}"

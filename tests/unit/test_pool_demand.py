@@ -32,3 +32,14 @@ def test_arrivals_count_for_one_window_then_fall_away() -> None:
     assert demand.recent() == 1  # the crowd is older than the window
     clock.now += 120
     assert demand.recent() == 0
+
+
+def test_how_long_since_the_latest_arrival() -> None:
+    clock = Clock()
+    demand = Demand(window_s=120, clock=clock)
+    assert demand.quiet_for() == float("inf")  # nobody came yet: a refill need not wait
+    demand.arrived()
+    clock.now += 0.1
+    demand.arrived()
+    clock.now += 0.2
+    assert abs(demand.quiet_for() - 0.2) < 1e-9  # from the latest, not the first
