@@ -114,6 +114,8 @@ class SandboxSkillToolset(BaseToolset):
         self._executor = executor
         self._timeout_s = script_timeout_s
         self._output_limit = output_limit_chars
+        # Sent with every model call; the skills are fixed, so the catalog is formatted once.
+        self._instructions = [SKILLS_INSTRUCTION, format_skills_as_xml(skills)] if skills else []
         self._by_key: OrderedDict[str, SkillToolset] = OrderedDict()
 
     def _toolset(self, key: str) -> SkillToolset:
@@ -143,7 +145,5 @@ class SandboxSkillToolset(BaseToolset):
 
     async def process_llm_request(self, *, tool_context: ToolContext, llm_request: Any) -> None:
         """Our short guidance and ADK's catalog of the skills (names and descriptions)."""
-        if self._skills:
-            llm_request.append_instructions(
-                [SKILLS_INSTRUCTION, format_skills_as_xml(self._skills)]
-            )
+        if self._instructions:
+            llm_request.append_instructions(self._instructions)

@@ -34,7 +34,6 @@ class Creations:
 
     def __init__(self, at_once: int) -> None:
         self._count = 0
-        self._begun = 0  # creations ever begun: tells a quiet moment from a gap in a crowd
         self._lock = threading.Lock()
         self._quiet = threading.Condition(self._lock)
         self._slots = threading.BoundedSemaphore(at_once)
@@ -44,7 +43,6 @@ class Creations:
         """Count one creation; True when others are under way too (a crowd)."""
         with self._lock:
             self._count += 1
-            self._begun += 1
             crowded = self._count > 1
         self._slots.acquire()
         return crowded
@@ -63,21 +61,10 @@ class Creations:
         with self._warm_slots:
             yield
 
-    def wait_quiet(self, timeout_s: float, *, settle_s: float = 0.0) -> None:
-        """Return once no creation is under way (and none began for `settle_s`: members of a
-        crowd reach the gate a little apart), or after `timeout_s` whatever the state."""
-        deadline = time.monotonic() + timeout_s
+    def wait_quiet(self, timeout_s: float) -> None:
+        """Return once no creation is under way, or after `timeout_s` whatever the state."""
         with self._lock:
-            while True:
-                remaining = deadline - time.monotonic()
-                if not self._quiet.wait_for(lambda: self._count == 0, timeout=max(0, remaining)):
-                    return
-                if settle_s <= 0 or remaining <= 0:
-                    return
-                begun = self._begun
-                self._quiet.wait(timeout=min(settle_s, remaining))  # the lock is free meanwhile
-                if self._begun == begun and self._count == 0:
-                    return
+            self._quiet.wait_for(lambda: self._count == 0, timeout=timeout_s)
 
 
 # A bash-builtin loop: no fork needed, so it works even at the pids limit.

@@ -211,6 +211,7 @@ class SandboxManager:
             )
         except RunnerError as exc:
             logger.warning("pool member kernel did not start: %s", exc)
+            runner.abandon()
             return None
         return runner
 

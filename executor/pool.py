@@ -146,9 +146,14 @@ class WarmPool:
                     member = self._members.popleft() if self._members else None
                 if member is None or labels is None:
                     return member
-                if self.engine.claim(member.container_id, labels):
-                    return member
-                logger.info("pool member %s was taken by another process", member.name)
+                try:
+                    if self.engine.claim(member.container_id, labels):
+                        return member
+                    logger.info("pool member %s was taken by another process", member.name)
+                except ExecutorError as exc:
+                    logger.warning("could not claim pool member %s: %s", member.name, exc)
+                if member.runner is not None:
+                    member.runner.close()  # the container is not ours (or not reachable) now
         finally:
             self._wake.set()
 

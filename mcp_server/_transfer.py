@@ -10,7 +10,7 @@ one says how to move it in parts instead.
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import unquote
 
 from fastmcp import FastMCP
@@ -22,7 +22,7 @@ from pydantic import Field
 
 from executor import DockerExecutionClient, ExecutorError
 
-from ._calls import Caller, tool_error
+from ._calls import Caller, SandboxId, WorkspacePath, tool_error
 from ._results import RESULT_BUDGET_BYTES, as_text, json_str, mime_of, resource_uri, structured
 from .sandboxes import NoSuchSandbox, Sandbox, Sandboxes
 
@@ -38,11 +38,9 @@ def register_transfers(
     *,
     caller: Callable[[], Caller],
     sandbox_of: Callable[[Caller, str], Awaitable[Sandbox]],
-    sandbox_id_type: Any,
     limit: int,
 ) -> None:
     """Add the file-transfer tools and the resource template to `mcp` (see build_mcp)."""
-    SandboxId = sandbox_id_type
 
     @mcp.tool(
         description=(
@@ -54,7 +52,7 @@ def register_transfers(
         annotations=ToolAnnotations(destructiveHint=True, openWorldHint=False),
     )
     async def upload_file(
-        path: Annotated[str, Field(description="File path; relative paths are in /workspace.")],
+        path: WorkspacePath,
         content_base64: Annotated[str, Field(description="The file's bytes, base64-encoded.")],
         sandbox_id: SandboxId = "",
     ) -> ToolResult:
@@ -95,7 +93,7 @@ def register_transfers(
         annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),
     )
     async def download_file(
-        path: Annotated[str, Field(description="File path; relative paths are in /workspace.")],
+        path: WorkspacePath,
         sandbox_id: SandboxId = "",
     ) -> ToolResult:
         who = caller()

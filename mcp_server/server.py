@@ -13,7 +13,7 @@ executor then kills the command and everything it started.
 """
 
 # No `from __future__ import annotations` here: fastmcp reads the tools' annotations at runtime,
-# and their Annotated aliases (limits in the descriptions) are local to build_mcp.
+# and the Annotated aliases with limits in their descriptions are local to build_mcp.
 
 import contextlib
 import logging
@@ -30,7 +30,7 @@ from pydantic import Field
 
 from executor import DockerExecutionClient, ExecutorError
 
-from ._calls import Caller, tool_error
+from ._calls import Caller, SandboxId, WorkspacePath, tool_error
 from ._results import describe_result, fit_texts, structured
 from ._transfer import register_transfers
 from .auth import StoreTokenVerifier
@@ -113,13 +113,6 @@ def build_mcp(
         except NoSuchSandbox as exc:
             raise tool_error(exc) from None
 
-    SandboxId = Annotated[
-        str,
-        Field(
-            description="A sandbox id from create_sandbox or list_sandboxes (a web-UI chat's id "
-            "works too); empty = your default sandbox."
-        ),
-    ]
     Timeout = Annotated[
         float,
         Field(description=f"Seconds before it is killed (exit code 124); at most {max_timeout:g}."),
@@ -220,7 +213,7 @@ def build_mcp(
         annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=False),
     )
     async def read_file(
-        path: Annotated[str, Field(description="File path; relative paths are in /workspace.")],
+        path: WorkspacePath,
         offset: Annotated[int, Field(description="Lines to skip from the start.")] = 0,
         line_count: Annotated[int, Field(description="Lines to return; 0 = as many as fit.")] = 0,
         sandbox_id: SandboxId = "",
@@ -259,7 +252,7 @@ def build_mcp(
         annotations=ToolAnnotations(destructiveHint=True, openWorldHint=False),
     )
     async def write_file(
-        path: Annotated[str, Field(description="File path; relative paths are in /workspace.")],
+        path: WorkspacePath,
         content: Annotated[str, Field(description="The complete text to write.")],
         sandbox_id: SandboxId = "",
     ) -> ToolResult:
@@ -408,7 +401,6 @@ def build_mcp(
         sandboxes,
         caller=caller,
         sandbox_of=sandbox_of,
-        sandbox_id_type=SandboxId,
         limit=limit,
     )
 

@@ -20,12 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.models]
 def fake():
     """The fake Gemini API, and the environment that points the app's google-genai at it."""
     with g.FakeGemini() as server, pytest.MonkeyPatch.context() as env:
-        for name in ("GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_VERTEX_BASE_URL"):
-            env.delenv(name, raising=False)
-        for name, value in server.env().items():
-            env.setenv(name, value)
-        env.setenv("NO_PROXY", "127.0.0.1,localhost")
-        env.setenv("no_proxy", "127.0.0.1,localhost")
+        server.use_in(env)
         yield server
 
 

@@ -38,12 +38,7 @@ async def get_weather(city: str) -> dict:
 def fake_gemini(monkeypatch) -> FakeGemini:
     """A started fake Gemini API, with google-genai pointed at it through the environment."""
     with FakeGemini() as fake:
-        for name in ("GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_VERTEX_BASE_URL"):
-            monkeypatch.delenv(name, raising=False)
-        for name, value in fake.env().items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-        monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+        fake.use_in(monkeypatch)
         yield fake
 
 
