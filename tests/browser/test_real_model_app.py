@@ -1,6 +1,8 @@
 """The whole app with Gemini as its model (against the fake Gemini API) in Debian's Chromium: what a
 person with a GOOGLE_API_KEY sees: the model in the header, examples written for a model, a tool
-step and an answer, and a rate limit that is retried in front of them."""
+step and an answer, and a rate limit that is retried in front of them. A second model offered
+(APP_EXTRA_MODELS, a LiteLLM model against the fake OpenAI API) is picked from the menu for a new
+chat, and each chat keeps the model it was started with."""
 
 from __future__ import annotations
 
@@ -10,10 +12,14 @@ from playwright.sync_api import expect
 from frontend.panels import examples
 from tests.browser.conftest import artifact, start_app
 from tests.fakes import gemini as g
+from tests.fakes import openai as o
 
 expect.set_options(timeout=30_000)
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker, pytest.mark.models]
+
+
+OTHER_MODEL = "openai/fake-model"
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +31,23 @@ def fake():
 
 
 @pytest.fixture(scope="module")
-def gemini_app(docker_client, app_label, tmp_path_factory, fake):
+def fake_openai():
+    """The fake OpenAI-compatible API, where LiteLLM's `openai/` provider is sent."""
+    with o.FakeOpenAI() as server, pytest.MonkeyPatch.context() as env:
+        for name, value in server.env().items():
+            env.setenv(name, value)
+        env.setenv("NO_PROXY", "127.0.0.1,localhost")
+        env.setenv("no_proxy", "127.0.0.1,localhost")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gemini_app(docker_client, app_label, tmp_path_factory, fake, fake_openai):
     served = start_app(
         f"{app_label}-gemini-ui",
         tmp_path_factory.mktemp("gemini-ui-data"),
         model="gemini-2.5-flash",
+        extra_models=OTHER_MODEL,
         model_retry_base_s=0.2,
     )
     yield served.url
@@ -102,3 +120,51 @@ def test_gemini_app_shows_its_model_runs_a_step_and_retries_a_rate_limit(page, g
     expect(chat).not_to_contain_text("Error")
     page.screenshot(path=str(artifact("real-model-app.png")), full_page=True)
     fake.assert_clean()
+
+
+def test_a_new_chat_uses_the_model_picked_and_each_chat_keeps_its_own(
+    page, gemini_app, fake, fake_openai
+):
+    page.goto(gemini_app, wait_until="domcontentloaded")
+    page.locator("#chatbox textarea").wait_for()
+    chat = page.locator("#chatbot")
+    banner = page.locator("#model-banner")
+
+    # A chat with the default model first, named so it can be found again.
+    page.locator("#new-chat").click()
+    expect(banner).to_contain_text("Model: gemini-2.5-flash")
+    fake.play(g.text("Gemini answering."))
+    send(page, "gemini-chat: who answers?")
+    expect(chat).to_contain_text("Gemini answering.")
+    wait_idle(page)
+
+    # The menu offers both models; a new chat with the other one goes to its API, not Gemini's.
+    choice = page.locator("#model-choice")
+    expect(choice).to_be_visible()
+    choice.locator("input").click()
+    page.get_by_role("option", name=OTHER_MODEL).click()
+    page.locator("#new-chat").click()
+    expect(banner).to_contain_text(f"Model: {OTHER_MODEL}")
+    expect(chat).not_to_contain_text("Gemini answering.")
+    gemini_asked = len(fake.model_requests)
+    fake_openai.play(o.text("LiteLLM answering."))
+    send(page, "litellm-chat: who answers?")
+    expect(chat).to_contain_text("LiteLLM answering.")
+    wait_idle(page)
+    [asked] = fake_openai.model_requests
+    assert asked.json["model"] == "fake-model"
+    assert "litellm-chat: who answers?" in asked.body.decode()
+    assert len(fake.model_requests) == gemini_asked
+
+    # Back in the first chat: its header and its next turn are Gemini's again.
+    page.locator("#chats label", has_text="gemini-chat").click()
+    expect(chat).to_contain_text("Gemini answering.")
+    expect(banner).to_contain_text("Model: gemini-2.5-flash")
+    fake.play(g.text("Gemini again."))
+    send(page, "still you?")
+    expect(chat).to_contain_text("Gemini again.")
+    wait_idle(page)
+    assert len(fake_openai.model_requests) == 1
+    assert len(fake.model_requests) == gemini_asked + 1
+    fake.assert_clean()
+    fake_openai.assert_clean()
