@@ -1,8 +1,8 @@
 """The resident runner: runs INSIDE the sandbox as the sandbox user, one per session container.
 
 Started by the host over one long-lived `docker exec` (`python3 -I -S -u -c <bootstrap>`; the
-bootstrap reads this source, the files helper and the kernel from stdin), whose stdin/stdout
-then carry this protocol. Standard library only.
+bootstrap reads this source, the frame protocol's (`_runner_frames.py`), the files helper and
+the kernel from stdin), whose stdin/stdout then carry this protocol. Standard library only.
 
 Protocol: every message, both ways, is a frame: a 9-byte header `>BII` (kind, request id,
 payload length) and the payload. Host -> runner:
@@ -31,14 +31,22 @@ import struct
 import subprocess
 import sys
 import time
+from operator import itemgetter
 
-HEADER = struct.Struct(">BII")
-REQUEST, KILL, DATA, EOF = 1, 2, 3, 4
-OUT, ERR, DONE, HELLO, ACK = 10, 11, 12, 13, 14
-CHUNK = 65536
 REAP = 0xFFFFFFFF  # a kernel control "length" that means: collect your dead children
 
-FILES_SOURCE, KERNEL_SOURCE = SOURCES[1], SOURCES[2]  # noqa: F821 - set by the host's bootstrap
+# SOURCES is set by the host's bootstrap (runner.py): this source, the frame protocol
+# (_runner_frames.py), the files helper and the kernel.
+FRAMES_SOURCE, FILES_SOURCE, KERNEL_SOURCE = SOURCES[1:4]  # noqa: F821
+frames = {"__name__": "sandbox_runner_frames"}
+exec(compile(FRAMES_SOURCE, "sandbox_runner_frames", "exec"), frames)
+REQUEST, KILL, DATA, OUT, ERR, DONE, HELLO, ACK, CHUNK = itemgetter(
+    "REQUEST", "KILL", "DATA", "OUT", "ERR", "DONE", "HELLO", "ACK", "CHUNK"
+)(frames)
+send, send_json, HostReader, FileStdin, FrameWriter = itemgetter(
+    "send", "send_json", "HostReader", "FileStdin", "FrameWriter"
+)(frames)
+
 # The kernel reads its own source from its control pipe first (a short `ps` line again).
 KERNEL_BOOT = (
     "import os,struct,sys\n"
@@ -54,82 +62,6 @@ KERNEL_BOOT = (
 )
 files = {"__name__": "sandbox_files"}
 exec(compile(FILES_SOURCE, "sandbox_files", "exec"), files)
-
-
-def send(kind, rid, payload=b""):
-    data = HEADER.pack(kind, rid, len(payload)) + payload
-    view = memoryview(data)
-    while view:
-        view = view[os.write(1, view) :]
-
-
-def send_json(kind, rid, value):
-    send(kind, rid, json.dumps(value).encode())
-
-
-class HostReader:
-    """Frames from the host on fd 0."""
-
-    def __init__(self):
-        self.buffer = b""
-
-    def fill(self):
-        chunk = os.read(0, CHUNK)
-        if not chunk:
-            sys.exit(0)  # the host went away
-        self.buffer += chunk
-
-    def frames(self):
-        while len(self.buffer) >= HEADER.size:
-            kind, rid, length = HEADER.unpack_from(self.buffer)
-            if len(self.buffer) < HEADER.size + length:
-                return
-            payload = self.buffer[HEADER.size : HEADER.size + length]
-            self.buffer = self.buffer[HEADER.size + length :]
-            yield kind, rid, payload
-
-    def next_frame(self):
-        while True:
-            for frame in self.frames():
-                return frame
-            self.fill()
-
-
-class FileStdin(io.RawIOBase):
-    """stdin of a file request: DATA frames pulled from the host on demand."""
-
-    def __init__(self, host, rid):
-        self.host, self.rid, self.pending, self.done = host, rid, b"", False
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        while not self.pending and not self.done:
-            kind, rid, payload = self.host.next_frame()
-            if rid != self.rid or kind == EOF:
-                self.done = True
-            elif kind == DATA:
-                self.pending = payload
-        n = min(len(buffer), len(self.pending))
-        buffer[:n], self.pending = self.pending[:n], self.pending[n:]
-        return n
-
-
-class FrameWriter(io.RawIOBase):
-    """stdout of a file request: sent as OUT frames."""
-
-    def __init__(self, rid):
-        self.rid = rid
-
-    def writable(self):
-        return True
-
-    def write(self, data):
-        data = bytes(data)
-        for start in range(0, len(data), CHUNK):
-            send(OUT, self.rid, data[start : start + CHUNK])
-        return len(data)
 
 
 def oom_kills():

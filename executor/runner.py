@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from ._exec import CappedBuffer, OnChunk, Sink
+from ._runner_frames import ACK, DATA, DONE, EOF, ERR, HELLO, KILL, OUT, REQUEST
+from ._runner_frames import HEADER as _HEADER
 from .engines.base import STDOUT, ChannelClosed, Engine, ExecChannel
 
 _HERE = Path(__file__).parent
 RUNNER_SOURCE = (_HERE / "_runner.py").read_text()
+FRAMES_SOURCE = (_HERE / "_runner_frames.py").read_text()
 KERNEL_SOURCE = (_HERE / "_kernel.py").read_text()
 FILES_SOURCE = (_HERE / "_sandbox_files.py").read_text()
 
@@ -40,12 +43,9 @@ BOOTSTRAP = (
     "  if not c: raise SystemExit(1)\n"
     "  b+=c\n"
     " return b\n"
-    "S=[r(struct.unpack('>I',r(4))[0]).decode() for _ in range(3)]\n"
+    "S=[r(struct.unpack('>I',r(4))[0]).decode() for _ in range(4)]\n"
     "exec(compile(S[0],'sandbox-runner','exec'),{'__name__':'__main__','SOURCES':S})\n"
 )
-_HEADER = struct.Struct(">BII")
-REQUEST, KILL, DATA, EOF = 1, 2, 3, 4
-OUT, ERR, DONE, HELLO, ACK = 10, 11, 12, 13, 14
 _KNOWN = {OUT, ERR, DONE, HELLO, ACK}
 MAX_FRAME = 1 << 20
 _ACK_TIMEOUT_S = 5.0
@@ -121,7 +121,7 @@ class RunnerChannel:
         try:
             sources = b"".join(
                 struct.pack(">I", len(s.encode())) + s.encode()
-                for s in (RUNNER_SOURCE, FILES_SOURCE, KERNEL_SOURCE)
+                for s in (RUNNER_SOURCE, FRAMES_SOURCE, FILES_SOURCE, KERNEL_SOURCE)
             )
             self._send_raw(sources, time.monotonic() + _START_TIMEOUT_S)
             kind, _, payload = self._next_frame(time.monotonic() + _START_TIMEOUT_S)
