@@ -1,8 +1,9 @@
 """The resident runner: runs INSIDE the sandbox as the sandbox user, one per session container.
 
 Started by the host over one long-lived `docker exec` (`python3 -I -S -u -c <bootstrap>`; the
-bootstrap reads this source, the frame protocol's (`_runner_frames.py`), the files helper and
-the kernel from stdin), whose stdin/stdout then carry this protocol. Standard library only.
+bootstrap reads this source, its end of the frame protocol (`_runner_frames.py`), the files
+helper and the kernel from stdin), whose stdin/stdout then carry this protocol. Standard
+library only.
 
 Protocol: every message, both ways, is a frame: a 9-byte header `>BII` (kind, request id,
 payload length) and the payload. Host -> runner:

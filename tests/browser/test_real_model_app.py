@@ -34,10 +34,7 @@ def fake():
 def fake_openai():
     """The fake OpenAI-compatible API, where LiteLLM's `openai/` provider is sent."""
     with o.FakeOpenAI() as server, pytest.MonkeyPatch.context() as env:
-        for name, value in server.env().items():
-            env.setenv(name, value)
-        env.setenv("NO_PROXY", "127.0.0.1,localhost")
-        env.setenv("no_proxy", "127.0.0.1,localhost")
+        server.use_in(env)
         yield server
 
 

@@ -262,6 +262,25 @@ class FakeApiServer(Generic[R]):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    # -- pointing a client at the fake -----------------------------------------------------
+
+    # Variables that would send the client elsewhere (another endpoint, Vertex): unset by use_in.
+    displaced_env: tuple[str, ...] = ()
+
+    def env(self, api_key: str = "fake") -> dict[str, str]:
+        """The environment that points the fake's client library here."""
+        raise NotImplementedError
+
+    def use_in(self, environment: Any) -> None:
+        """Point the client library in this process at the fake through `environment` (a
+        pytest MonkeyPatch): `env()` set, `displaced_env` and proxies out of the way."""
+        for name in self.displaced_env:
+            environment.delenv(name, raising=False)
+        for name, value in self.env().items():
+            environment.setenv(name, value)
+        environment.setenv("NO_PROXY", "127.0.0.1,localhost")
+        environment.setenv("no_proxy", "127.0.0.1,localhost")
+
     # -- scripting and inspection ----------------------------------------------------------
 
     def play(self, *steps: R | ApiError | Callable[[RecordedRequest], R | ApiError]) -> None:

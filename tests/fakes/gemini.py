@@ -32,8 +32,6 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
 from ._http import (
     ApiError,
     FakeApiServer,
@@ -395,19 +393,11 @@ class FakeGemini(FakeApiServer[Reply]):
         """The generateContent/streamGenerateContent requests, in order."""
         return [r for r in self.requests if _MODEL_PATH.match(r.path)]
 
+    displaced_env = ("GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_VERTEX_BASE_URL")
+
     def env(self, api_key: str = "fake") -> dict[str, str]:
         """The environment that points google-genai at this fake."""
         return {"GOOGLE_GEMINI_BASE_URL": self.url, "GOOGLE_API_KEY": api_key}
-
-    def use_in(self, environment: pytest.MonkeyPatch) -> None:
-        """Point google-genai in this process at the fake: `env()` set, the settings that would
-        send it elsewhere (Vertex, another key, a proxy) out of the way."""
-        for name in ("GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_VERTEX_BASE_URL"):
-            environment.delenv(name, raising=False)
-        for name, value in self.env().items():
-            environment.setenv(name, value)
-        environment.setenv("NO_PROXY", "127.0.0.1,localhost")
-        environment.setenv("no_proxy", "127.0.0.1,localhost")
 
     # -- HTTP ------------------------------------------------------------------------------
 

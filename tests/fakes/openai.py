@@ -205,6 +205,8 @@ class FakeOpenAI(FakeApiServer[ChatReply]):
         """What LiteLLM's `api_base` (and OPENAI_API_BASE) must be: the URL with `/v1`."""
         return f"{self.url}/v1"
 
+    displaced_env = ("OPENAI_BASE_URL",)
+
     def env(self, api_key: str = "fake") -> dict[str, str]:
         """Environment that points LiteLLM's `openai/` provider here (no kwargs needed)."""
         return {"OPENAI_API_BASE": self.api_base, "OPENAI_API_KEY": api_key}

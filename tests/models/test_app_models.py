@@ -107,10 +107,7 @@ async def open_chat(executor, tmp_path, user_id):
 @pytest.fixture
 def openai_env(fake_openai, monkeypatch):
     """The fake OpenAI-compatible server in the environment LiteLLM reads (as a user sets it)."""
-    for name in ("OPENAI_BASE_URL",):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in fake_openai.env().items():
-        monkeypatch.setenv(name, value)
+    fake_openai.use_in(monkeypatch)
     return fake_openai
 
 
