@@ -176,24 +176,25 @@ def test_demo_walkthrough_with_the_agent_reaching_its_tools_over_mcp(
         served.service.executor.cleanup_all(remove_volumes=True)
 
 
+def run_example(page, index: int, expected: str) -> None:
+    """Send the demo example at `index` and wait for `expected` in the chat. The example fills
+    the box through a server round trip: Enter before it lands would send nothing."""
+    page.locator("button.gallery-item").nth(index).click()
+    expect(page.locator("#chatbox textarea")).not_to_be_empty()
+    page.locator("#chatbox textarea").press("Enter")
+    expect(page.locator("#chatbot")).to_contain_text(expected, timeout=60_000)
+    wait_idle(page)
+
+
 def walk_through(page, url: str, *, screenshot: bool) -> None:
     open_app(page, url)
-    examples = page.locator("button.gallery-item")
-    expect(examples).to_have_count(5)
-
-    def run_example(index: int, expected: str) -> None:
-        examples.nth(index).click()
-        expect(page.locator("#chatbox textarea")).not_to_be_empty()
-        page.locator("#chatbox textarea").press("Enter")
-        expect(page.locator("#chatbot")).to_contain_text(expected, timeout=60_000)
-        wait_idle(page)
-
-    run_example(0, "coderunner")  # run a command
-    run_example(1, "North")  # upload sales.csv (attached by the example) and summarise it
+    expect(page.locator("button.gallery-item")).to_have_count(5)
+    run_example(page, 0, "coderunner")  # run a command
+    run_example(page, 1, "North")  # upload sales.csv (attached by the example) and summarise it
     expect(page.locator("#files")).to_contain_text("sales.csv")
-    run_example(2, "figure saved: /workspace/figures/figure-1.png")  # df kept from before
+    run_example(page, 2, "figure saved: /workspace/figures/figure-1.png")  # df kept from before
     expect(page.locator("#chatbot img[src*='figure-1.png']")).to_be_visible()  # inline
-    run_example(3, "chart saved to /workspace/sales_chart.png")  # the skill makes a chart
+    run_example(page, 3, "chart saved to /workspace/sales_chart.png")  # the skill makes a chart
     expect(page.locator("#files")).to_contain_text("sales_chart.png")
     page.locator("#file-picker input").click()
     page.get_by_role("option", name="sales_chart.png").click()

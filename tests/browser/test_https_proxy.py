@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import free_port, start_app
-from tests.browser.test_chat_in_browser import wait_idle, wait_ready
+from tests.browser.test_chat_in_browser import run_example, wait_ready
 from tests.conftest import IN_CI
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
@@ -128,13 +128,9 @@ def test_login_and_the_walkthrough_work_through_the_https_proxy(browser, proxied
     assert session, context.cookies()
     assert all(c["secure"] and c["sameSite"] == "Lax" for c in session)
 
-    examples = page.locator("button.gallery-item")
     steps = ((0, "coderunner"), (1, "North"), (2, "figure saved: /workspace/figures/figure-1.png"))
     for index, expected in steps:
-        examples.nth(index).click()
-        page.locator("#chatbox textarea").press("Enter")
-        expect(page.locator("#chatbot")).to_contain_text(expected, timeout=60_000)
-        wait_idle(page)
+        run_example(page, index, expected)
     expect(page.locator("#files")).to_contain_text("sales.csv")
     page.goto(url + "logout", wait_until="domcontentloaded")
     expect(page.get_by_label("Password")).to_be_visible()
