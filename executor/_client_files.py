@@ -1,6 +1,6 @@
 """The file half of `DockerExecutionClient`: read, write, upload, download, list and zip.
 
-Every operation runs inside the sandbox as the sandbox user (see `_sandbox_files.py`); big
+Every operation runs inside the sandbox as the sandbox user (see `sandbox_side/files.py`); big
 results (downloads, the workspace zip) are streamed to a file on the host in bounded memory.
 """
 

@@ -109,6 +109,7 @@ class SandboxContainer:
         self.creations = creations or Creations(at_once=8)
         self.fresh = False
         self.crowded = False
+        self.starts = 0  # times it was found stopped or new and made to run (tmpfs emptied)
 
     @property
     def ref(self) -> str:
@@ -130,6 +131,7 @@ class SandboxContainer:
         # existing one), so a pooled container can be taken without asking the engine first.
         if claim is not None and self.id is None and claim(self):
             self.running, self.stopped_idle = True, False
+            self.starts += 1
             assert self.id is not None
             return self.id
         # First the workspace: it must exist and (loop quotas) mount its own image. After a
@@ -152,6 +154,7 @@ class SandboxContainer:
         except EngineError as exc:
             raise SandboxStartError(f"cannot start the sandbox for this session: {exc}") from exc
         self.running, self.stopped_idle = True, False
+        self.starts += 1
         return self.id
 
     def _create(self) -> str:

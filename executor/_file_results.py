@@ -1,6 +1,6 @@
 """What a file operation's outcome means: its metadata, or the executor error it stands for.
 
-The in-sandbox helper (`_sandbox_files.py`) ends every operation with one JSON line on stderr:
+The in-sandbox helper (`sandbox_side/files.py`) ends every operation with one JSON line on stderr:
 metadata on success, or `{"kind", "message", "path"}` on refusal. Pure: no I/O here.
 """
 

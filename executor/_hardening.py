@@ -21,6 +21,8 @@ from settings import ExecutorSettings
 SANDBOX_USER = "1000:1000"
 WORKSPACE = "/workspace"
 HOME = "/home/coderunner"
+TOOLS_MCP = "/tools/mcp"  # code mode's generated modules: a small tmpfs the host fills
+TOOLS_MCP_SIZE_BYTES = 8 << 20
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Exactly what a command sees; nothing comes from the host's environment.

@@ -17,7 +17,7 @@ from settings import ExecutorSettings
 from ._container import SandboxContainer
 from ._wording import Notes, Notice
 from .errors import EngineError, ExecutorError
-from .runner import RunnerChannel, RunnerError
+from .runner import RunnerChannel, RunnerError, egress_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class RunnerSlot:
                     ref,
                     kill_grace_s=self.spec.kill_grace_s,
                     kill_all=self._kill_quietly,
+                    proxy=egress_enabled(self.spec),
                 )
                 return self.runner
             except EngineError as exc:  # the container went away: start it and try again
@@ -112,6 +113,7 @@ class RunnerSlot:
                 self.container.ensure_running(),
                 kill_grace_s=self.spec.kill_grace_s,
                 kill_all=self._kill_quietly,
+                proxy=egress_enabled(self.spec),
             )
         except (RunnerError, ExecutorError) as exc:  # e.g. the session was removed meanwhile
             logger.info("runner warm-up of %s: %s", self.container.name, exc)

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from ._exec import StreamEnd
-from .results import ExecutionResult
+from .results import EgressRecord, ExecutionResult, ToolCallRecord
 
 TIMEOUT_EXIT_CODE = 124
 KILLED_EXIT_CODE = 137
@@ -43,6 +43,11 @@ class Notice(Enum):
     PYTHON_ONE_OFF = (
         "the Python state could not be kept: the command runner is unavailable, so this ran as "
         "a one-off `python3 -c` with {exec}"
+    )
+    TOOLS_NOT_INSTALLED = "the MCP tool modules could not be put in /tools/mcp ({reason})"
+    EGRESS_REFUSED = (
+        "the sandbox's proxy refused {target}: {reason}; the hosts sandboxes may reach are set "
+        "by EXECUTOR_EGRESS_ALLOW"
     )
     PYTHON_RESTARTED = (
         "the Python interpreter was restarted because {why}: variables, imports and definitions "
@@ -87,6 +92,8 @@ class Outcome:
     python_lost_reason: str = ""  # the runner's own words, when it stopped the kernel itself
     python_lost_before: str = ""  # the kernel was stopped between Python requests: why
     sandbox_restarted: bool = False
+    tool_calls: tuple[ToolCallRecord, ...] = ()
+    egress: tuple[EgressRecord, ...] = ()
 
 
 def human_bytes(n: float) -> str:
@@ -142,6 +149,11 @@ def build_result(
             "[sandbox: a process was killed: the sandbox ran out of memory (limit "
             f"{human_bytes(memory_limit)})]"
         )
+    for record in outcome.egress:
+        if not record.allowed:
+            notes.add(
+                Notice.EGRESS_REFUSED, target=f"{record.host}:{record.port}", reason=record.reason
+            )
     worded = notes.texts()
     tail += [f"[{text}]" for text in worded]
     if tail:
@@ -161,6 +173,8 @@ def build_result(
         flooded=flooded,
         sandbox_restarted=outcome.sandbox_restarted or Notice.SANDBOX_RESTARTED in notes,
         notes=worded,
+        tool_calls=outcome.tool_calls,
+        egress=outcome.egress,
     )
 
 

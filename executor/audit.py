@@ -43,6 +43,11 @@ _RESERVED = {
 _tags: ContextVar[dict[str, str]] = ContextVar("audit_tags", default={})  # noqa: B039
 
 
+def current_tags() -> dict[str, str]:
+    """The audit tags of the current task (to hand to work done elsewhere)."""
+    return dict(_tags.get())
+
+
 @contextmanager
 def audit_tags(**tags: str | None) -> Iterator[None]:
     """Add `tags` to every audit record made inside this block (None values are left out)."""
@@ -117,7 +122,12 @@ class AuditLog:
         bytes_in: int = 0,
         bytes_out: int = 0,
         error: str | None = None,
+        extra: dict[str, object] | None = None,
+        tags: dict[str, str] | None = None,
     ) -> None:
+        """One line. `extra`: more fields of this record (not overriding the standard ones);
+        `tags`: the caller's audit tags when the record is made outside its task (the bridge
+        loop), else the current task's."""
         logger = self._open()
         if logger is None:
             return
@@ -135,7 +145,10 @@ class AuditLog:
         }
         if error:
             entry["error"] = self.redact(error[:1000])
-        for name, value in _tags.get().items():
+        for name, value in (extra or {}).items():
+            if name not in _RESERVED:
+                entry[name] = self.redact(value) if isinstance(value, str) else value
+        for name, value in (_tags.get() if tags is None else tags).items():
             if name not in _RESERVED:
                 entry[name] = self.redact(str(value)[:200])
         logger.info(json.dumps(entry, ensure_ascii=False))

@@ -24,7 +24,10 @@ from settings import ExecutorSettings
 
 from . import _hardening, _validate, tools_index
 from ._client_files import WorkspaceFiles
-from .audit import AuditLog
+from .audit import AuditLog, current_tags
+from .bridge.contracts import ToolBridge
+from .bridge.loop import BridgeLoop
+from .bridge.session import BridgeServices
 from .engines import Engine, make_engine
 from .errors import ExecutorError
 from .keys import split_key
@@ -67,6 +70,8 @@ class DockerExecutionClient(WorkspaceFiles):
         *,
         docker_client: Any = None,
         sandbox_engine: Engine | None = None,
+        tool_bridge: ToolBridge | None = None,
+        tool_call_timeout_s: float = 120.0,
         **settings: Any,
     ) -> None:
         known = {f.name for f in dataclasses.fields(ExecutorSettings)}
@@ -99,19 +104,27 @@ class DockerExecutionClient(WorkspaceFiles):
             engine = make_engine(spec.engine, spec=spec, **options)
         self.engine = engine
         self._owns_engine = sandbox_engine is None and docker_client is None
+        self._audit = AuditLog(
+            spec.audit_log, max_bytes=spec.audit_max_bytes, backups=spec.audit_backups
+        )
+        self._bridge_loop = BridgeLoop()
+        self.services = BridgeServices(
+            loop=self._bridge_loop,
+            audit=self._audit,
+            tools=tool_bridge,
+            call_timeout_s=tool_call_timeout_s,
+        )
         self._manager = SandboxManager(
             engine,
             spec,
             tools_path=spec.tools_path,
             skills_path=spec.skills_path,
             exec_word=f"{engine.name} exec",
+            services=self.services,
         )
         self._manager.on_retention = self._retained
         self._pool = ThreadPoolExecutor(
             max_workers=spec.max_concurrency, thread_name_prefix="sandbox-exec"
-        )
-        self._audit = AuditLog(
-            spec.audit_log, max_bytes=spec.audit_max_bytes, backups=spec.audit_backups
         )
         self._limits = UserLimits(
             per_minute=spec.max_executions_per_minute,
@@ -272,6 +285,7 @@ class DockerExecutionClient(WorkspaceFiles):
                         timeout,
                         cancel,
                         on_chunk,
+                        current_tags(),
                         cancel=cancel,
                     ),
                     bytes_in=len(target.encode("utf-8", "replace")),
@@ -402,6 +416,7 @@ class DockerExecutionClient(WorkspaceFiles):
                 await self._offload(self._manager.remove_all)
             await self._offload(self._manager.close)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._bridge_loop.close()
         if self._owns_engine:
             self.engine.close()
         self._audit.close()

@@ -23,13 +23,14 @@ from settings import ExecutorSettings
 from ._container import KILL_ALL, Creations, SandboxContainer
 from ._registry import WorkspaceRegistry
 from ._retention import LastUse, expired
+from .bridge.session import BridgeServices
 from .engines.base import Engine
 from .errors import ContainerNotFoundError, EngineError, ExecutorError
 from .image import LOCAL_BASE_REPO, status_from_labels
 from .keys import split_key
 from .pool import POOL_LABEL, PoolMember, WarmPool
 from .results import Inventory, PoolStatus, SandboxInfo
-from .runner import RunnerChannel, RunnerError
+from .runner import RunnerChannel, RunnerError, egress_enabled
 from .sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class SandboxManager:
         tools_path: Path | None,
         skills_path: Path | None,
         exec_word: str = "docker exec",
+        services: BridgeServices | None = None,
     ) -> None:
         if not _APP_LABEL_RE.match(spec.app_label):
             raise ValueError(
@@ -74,6 +76,7 @@ class SandboxManager:
         self.tools_path = tools_path
         self.skills_path = skills_path
         self.exec_word = exec_word
+        self.services = services  # code mode and egress, shared by every sandbox
         self._sandboxes: dict[str, Sandbox] = {}
         self._lock = threading.Lock()
         self.creations = Creations(
@@ -179,7 +182,7 @@ class SandboxManager:
             container_id=container_id,
             creations=self.creations,
         )
-        sandbox = Sandbox(container, self.spec, self.exec_word)
+        sandbox = Sandbox(container, self.spec, self.exec_word, self.services)
         if not registered:
             container.claim = lambda c: self._claim(sandbox, c)
         container.new = (
@@ -197,7 +200,11 @@ class SandboxManager:
 
         try:
             runner = RunnerChannel(
-                self.engine, container_id, kill_grace_s=self.spec.kill_grace_s, kill_all=kill_all
+                self.engine,
+                container_id,
+                kill_grace_s=self.spec.kill_grace_s,
+                kill_all=kill_all,
+                proxy=egress_enabled(self.spec),
             )
         except (RunnerError, EngineError) as exc:
             logger.warning("pool member runner did not start: %s", exc)

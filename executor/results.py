@@ -12,6 +12,30 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class ToolCallRecord:
+    """One MCP tool call that a command's code made through code mode (`tools.mcp`)."""
+
+    server: str
+    tool: str
+    duration_s: float
+    ok: bool
+    error: str = ""  # the server's or the host's words when not ok
+
+
+@dataclass(frozen=True)
+class EgressRecord:
+    """One connection a command's processes asked the egress proxy for."""
+
+    host: str
+    port: int
+    allowed: bool
+    reason: str = ""  # why it was refused or ended early, in words
+    bytes_up: int = 0  # sandbox -> peer
+    bytes_down: int = 0  # peer -> sandbox
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class ExecutionResult:
     """What a command did. A non-zero exit code is data, not an error.
 
@@ -33,6 +57,12 @@ class ExecutionResult:
     flooded: bool = False  # stopped for writing more than the flood limit
     sandbox_restarted: bool = False  # the container was restarted to stop it (/tmp cleared)
     notes: tuple[str, ...] = ()  # what happened besides the command, in words
+    tool_calls: tuple[ToolCallRecord, ...] = ()  # MCP calls its code made (code mode)
+    egress: tuple[EgressRecord, ...] = ()  # connections it asked for through the proxy
+
+    @property
+    def egress_refused(self) -> tuple[EgressRecord, ...]:
+        return tuple(record for record in self.egress if not record.allowed)
 
     @property
     def output_truncated(self) -> bool:

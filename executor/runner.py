@@ -5,53 +5,54 @@ frames of its own. Nothing it says is trusted beyond the session it belongs to: 
 capped, kinds and JSON are checked, output is capped here whatever it claims, and every wait has
 a deadline. Any failure raises `RunnerError`; whether the request had been acknowledged tells
 the caller if the command may have run (then it is stopped, never re-run) or not (then it runs
-through plain `docker exec` instead). The protocol is described in `_runner.py`. It travels over
-any engine's ExecChannel, and needs no half-close: the end of a request's input is a frame.
+through plain `docker exec` instead). The protocol is described in `sandbox_side/protocol.py`.
+It travels over any engine's ExecChannel, and needs no half-close: the end of a request's input
+is a frame. While a request runs, the pipes its processes open (code-mode calls, egress) go to
+the request's `PipeHost` (executor/bridge/), which answers through an outbox this loop sends
+from as soon as its wake descriptor fires: a call's answer never waits for a poll tick.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ._exec import CappedBuffer, OnChunk, Sink
-from ._runner_frames import ACK, DATA, DONE, EOF, ERR, HELLO, KILL, OUT, REQUEST
-from ._runner_frames import HEADER as _HEADER
+from .bridge.pipes import PIPE_KINDS, PipeHost, RefusingPipes
 from .engines.base import STDOUT, ChannelClosed, Engine, ExecChannel
-
-_HERE = Path(__file__).parent
-RUNNER_SOURCE = (_HERE / "_runner.py").read_text()
-FRAMES_SOURCE = (_HERE / "_runner_frames.py").read_text()
-KERNEL_SOURCE = (_HERE / "_kernel.py").read_text()
-FILES_SOURCE = (_HERE / "_sandbox_files.py").read_text()
-
-# Reads length-prefixed sources from stdin and runs the first, so `ps` in the sandbox shows a
-# short command line instead of pages of source.
-BOOTSTRAP = (
-    "import os,struct\n"
-    "def r(n):\n"
-    " b=b''\n"
-    " while len(b)<n:\n"
-    "  c=os.read(0,n-len(b))\n"
-    "  if not c: raise SystemExit(1)\n"
-    "  b+=c\n"
-    " return b\n"
-    "S=[r(struct.unpack('>I',r(4))[0]).decode() for _ in range(4)]\n"
-    "exec(compile(S[0],'sandbox-runner','exec'),{'__name__':'__main__','SOURCES':S})\n"
+from .sandbox_side import BOOTSTRAP, runner_bundle, source
+from .sandbox_side.protocol import (
+    ACK,
+    DATA,
+    DONE,
+    EOF,
+    ERR,
+    HELLO,
+    KILL,
+    MAX_FRAME,
+    OUT,
+    REQUEST,
+    VERSION,
 )
-_KNOWN = {OUT, ERR, DONE, HELLO, ACK}
-MAX_FRAME = 1 << 20
+from .sandbox_side.protocol import HEADER as _HEADER
+
+# The runner's own module; tests replace it with misbehaving ones.
+RUNNER_SOURCE = source("runner")
+_KNOWN = {OUT, ERR, DONE, HELLO, ACK} | PIPE_KINDS
 _ACK_TIMEOUT_S = 5.0
 _START_TIMEOUT_S = 10.0
 _POLL_S = 0.25
 _CHUNK = 256 * 1024
+
+
+def egress_enabled(spec: Any) -> bool:
+    """Whether runners start their HTTP proxy (EXECUTOR_EGRESS_ALLOW is not empty)."""
+    return bool(str(getattr(spec, "egress_allow", "") or "").strip())
 
 
 class RunnerError(Exception):
@@ -107,6 +108,7 @@ class RunnerChannel:
         *,
         kill_grace_s: float,
         kill_all: Callable[[], None],
+        proxy: bool = False,
     ) -> None:
         self.kill_grace_s = kill_grace_s
         self.kill_all = kill_all  # kills every sandbox-user process: used before abandoning
@@ -118,18 +120,17 @@ class RunnerChannel:
         self._next_id = 1
         self.closed = False
         self.pid: int | None = None
+        self.proxy_port = 0  # the runner's HTTP proxy inside the sandbox (0: egress is off)
         try:
-            sources = b"".join(
-                struct.pack(">I", len(s.encode())) + s.encode()
-                for s in (RUNNER_SOURCE, FRAMES_SOURCE, FILES_SOURCE, KERNEL_SOURCE)
-            )
-            self._send_raw(sources, time.monotonic() + _START_TIMEOUT_S)
+            bundle = runner_bundle({"proxy": proxy}, main=RUNNER_SOURCE)
+            self._send_raw(bundle, time.monotonic() + _START_TIMEOUT_S)
             kind, _, payload = self._next_frame(time.monotonic() + _START_TIMEOUT_S)
             hello = json.loads(payload)
-            if kind != HELLO or hello.get("version") != 1:
+            if kind != HELLO or hello.get("version") != VERSION:
                 raise RunnerError("answered its start with nonsense", acked=False)
-            pid = hello.get("pid")
+            pid, port = hello.get("pid"), hello.get("proxy")
             self.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+            self.proxy_port = _int(port, 0, 65535) if port else 0
         except (RunnerError, _Interrupt, ValueError, AttributeError) as exc:
             self.abandon()
             reason = exc.reason if isinstance(exc, RunnerError) else "answered nonsense or nothing"
@@ -202,9 +203,13 @@ class RunnerChannel:
                 raise RunnerError(f"is gone ({exc})", acked=acked, gone=True) from exc
 
     def _next_frame(
-        self, deadline: float, cancel: threading.Event | None = None
+        self,
+        deadline: float,
+        cancel: threading.Event | None = None,
+        pipes: PipeHost | None = None,
     ) -> tuple[int, int, bytes]:
-        """The next complete frame, or _Interrupt("cancel"/"deadline")."""
+        """The next complete frame, or _Interrupt("cancel"/"deadline"). While waiting, what
+        `pipes` has queued for the runner is sent as soon as it is there."""
         while True:
             if len(self._frames) >= _HEADER.size:
                 kind, rid, length = _HEADER.unpack_from(self._frames)
@@ -221,7 +226,12 @@ class RunnerChannel:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _Interrupt("deadline")
-            readable, _ = self._channel.wait(min(remaining, _POLL_S))
+            wake = None
+            if pipes is not None:
+                for kind, fid, payload in pipes.outgoing():
+                    self._send(kind, fid, payload, time.monotonic() + self.kill_grace_s)
+                wake = pipes.wake_fd
+            readable, _ = self._channel.wait(min(remaining, _POLL_S), wake=wake)
             if readable:
                 self._take(self._channel.read())
 
@@ -239,8 +249,11 @@ class RunnerChannel:
         cancel: threading.Event | None = None,
         on_chunk: OnChunk | None = None,
         stdout_sink: Sink | None = None,
+        pipes: PipeHost | None = None,
     ) -> RunnerResult:
-        """Run one request; its output goes to capped buffers (or `stdout_sink`, e.g. a file)."""
+        """Run one request; its output goes to capped buffers (or `stdout_sink`, e.g. a file),
+        the pipes its processes open to `pipes` (none given: every one is refused)."""
+        pipes = pipes if pipes is not None else RefusingPipes()
         rid = self._next_id
         self._next_id += 1
         stdout: Sink = stdout_sink if stdout_sink is not None else CappedBuffer(stdout_limit)
@@ -258,7 +271,7 @@ class RunnerChannel:
             while True:
                 try:
                     kind, frame_rid, payload = self._next_frame(
-                        deadline, cancel if stop is None else None
+                        deadline, cancel if stop is None else None, pipes
                     )
                 except _Interrupt as why:
                     if not acked:
@@ -271,7 +284,14 @@ class RunnerChannel:
                     self._kill_request(rid)
                     deadline = time.monotonic() + self.kill_grace_s
                     continue
-                received += len(payload)
+                if kind in PIPE_KINDS:
+                    if not acked:
+                        raise RunnerError("answered a request it had not taken", acked=False)
+                    if stop is None:  # once told to stop, its pipes are being closed
+                        pipes.received(kind, frame_rid, payload)
+                    continue
+                if kind in (OUT, ERR):
+                    received += len(payload)
                 if flood_limit is not None and received > flood_limit and stop is None:
                     if not acked:
                         raise RunnerError("flooded its output", acked=False)
@@ -301,6 +321,8 @@ class RunnerChannel:
             else:
                 self.abandon()
             raise
+        finally:
+            pipes.end()
 
     def _kill_request(self, rid: int) -> None:
         with contextlib.suppress(RunnerError):  # if it cannot even be told, the deadline decides

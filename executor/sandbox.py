@@ -33,9 +33,13 @@ from ._file_results import file_error, file_meta
 from ._plain_exec import bash_argv, run_plain
 from ._runner_slot import PythonState, RunnerSlot
 from ._wording import KILLED_EXIT_CODE, Notes, Notice, Outcome, build_result, python_lost_reason
-from .errors import EngineError, SandboxCommandError
+from .bridge.contracts import CallContext
+from .bridge.session import BridgeServices, RequestPipes
+from .errors import EngineError, ExecutorError, SandboxCommandError
+from .keys import split_key
 from .results import ExecutionResult
-from .runner import FILES_SOURCE, RunnerChannel, RunnerError, RunnerResult
+from .runner import RunnerChannel, RunnerError, RunnerResult
+from .sandbox_side import FILES_SCRIPT, source
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +50,22 @@ _FILE_STDERR_LIMIT = 64 * 1024
 class Sandbox:
     """One session: its container, its runner and its Python interpreter."""
 
-    def __init__(self, container: SandboxContainer, spec: ExecutorSettings, exec_word: str):
+    def __init__(
+        self,
+        container: SandboxContainer,
+        spec: ExecutorSettings,
+        exec_word: str,
+        services: BridgeServices | None = None,
+    ):
         self.container = container
         self.spec = spec
         self.exec_word = exec_word  # how a plain exec is named to users ("docker exec")
+        self.services = services  # code mode and egress for this sandbox's commands
         self.lock = threading.RLock()
         self.last_used = time.time()
         self.slot = RunnerSlot(container, spec, self._kill_quietly)
         self._warming = False  # a runner is being started ahead, outside the lock
+        self._tree: tuple[int, str] | None = None  # (container start, version) in /tools/mcp
 
     def stop(self) -> None:
         """Stop the container (files kept); the next operation starts it again."""
@@ -173,10 +185,16 @@ class Sandbox:
         timeout_s: float,
         cancel: threading.Event | None,
         on_chunk: OnChunk | None,
+        tags: dict[str, str] | None = None,
     ) -> Outcome:
         spec = self.spec
         started = time.monotonic()
         limits = {"limit": spec.output_limit_bytes, "flood": spec.output_flood_bytes}
+        pipes = None
+        if self.services is not None:
+            owner, session = split_key(self.container.key)
+            context = CallContext(self.container.key, owner, session)
+            pipes = RequestPipes(self.services, context, tags)
         reply = channel.request(
             {**body, "timeout": timeout_s, **limits},
             timeout_s=timeout_s,
@@ -185,8 +203,38 @@ class Sandbox:
             flood_limit=spec.output_flood_bytes,
             cancel=cancel,
             on_chunk=on_chunk,
+            pipes=pipes,
         )
-        return _outcome(reply, time.monotonic() - started)
+        outcome = _outcome(reply, time.monotonic() - started)
+        if pipes is not None:
+            outcome.tool_calls = tuple(pipes.records.calls)
+            outcome.egress = tuple(pipes.records.connections)
+        return outcome
+
+    def _install_tree(self, notes: Notes) -> None:
+        """Before a command: make /tools/mcp hold this user's code-mode modules, when they
+        changed or the container started since they were installed (its tmpfs was emptied)."""
+        tools = self.services.tools if self.services is not None else None
+        if tools is None or not self.spec.tools_path or not (self.spec.tools_path / "mcp").is_dir():
+            return
+        owner, _ = split_key(self.container.key)
+        tree = tools.tree(owner)
+        if self._tree == (self.container.starts, tree.version) and self.container.running:
+            return
+        files = {**tree.files, "_runtime.py": source("mcp_runtime")}
+        payload = json.dumps(files).encode()
+        try:
+            self.file_op(
+                "install_tree",
+                {"size": len(payload)},
+                stdin=payload,
+                stdout_limit=1024,
+                cold_exec=True,
+            )
+        except ExecutorError as exc:
+            notes.add(Notice.TOOLS_NOT_INSTALLED, reason=str(exc))
+            return
+        self._tree = (self.container.starts, tree.version)
 
     def _result(self, outcome: Outcome, notes: Notes, timeout_s: float) -> ExecutionResult:
         spec = self.spec
@@ -205,13 +253,15 @@ class Sandbox:
         timeout_s: float,
         cancel: threading.Event | None = None,
         on_chunk: OnChunk | None = None,
+        tags: dict[str, str] | None = None,
     ) -> ExecutionResult:
         with self._using() as notes:
+            self._install_tree(notes)
             started = time.monotonic()
             outcome = self._attempt(
                 notes,
                 via_runner=lambda ch: self._command(
-                    ch, {"op": "bash", "cmd": command}, timeout_s, cancel, on_chunk
+                    ch, {"op": "bash", "cmd": command}, timeout_s, cancel, on_chunk, tags
                 ),
                 via_exec=lambda: self._plain_bash(command, timeout_s, cancel, on_chunk, notes),
                 after_ack=lambda exc: self._stopped_mid_request(exc, started, notes),
@@ -251,15 +301,17 @@ class Sandbox:
         timeout_s: float,
         cancel: threading.Event | None = None,
         on_chunk: OnChunk | None = None,
+        tags: dict[str, str] | None = None,
     ) -> ExecutionResult:
         """Run code in the session's persistent interpreter (variables survive between calls)."""
         with self._using() as notes:
+            self._install_tree(notes)
             started = time.monotonic()
 
             def via_runner(channel: RunnerChannel) -> Outcome:
                 self.slot.take_lost_state(notes)
                 body = {"op": "python", "code": code}
-                outcome = self._command(channel, body, timeout_s, cancel, on_chunk)
+                outcome = self._command(channel, body, timeout_s, cancel, on_chunk, tags)
                 if outcome.python_lost_before and self.slot.python is PythonState.ALIVE:
                     notes.first(Notice.PYTHON_LOST_EARLIER, why=outcome.python_lost_before)
                 if outcome.python_lost:
@@ -314,6 +366,7 @@ class Sandbox:
         stdout_limit: int,
         timeout_s: float = 120.0,
         stdout_sink: Sink | None = None,
+        cold_exec: bool = False,
     ) -> tuple[bytes, dict[str, Any]]:
         """Run one operation of the in-sandbox files helper: (its output, its metadata)."""
         path = str(args.get("path", "/workspace"))
@@ -335,7 +388,7 @@ class Sandbox:
                 return run_plain(
                     self.container,
                     self.spec,
-                    ["python3", "-I", "-S", "-c", FILES_SOURCE, op, json.dumps(args)],
+                    ["python3", "-I", "-S", "-c", FILES_SCRIPT, op, json.dumps(args)],
                     notes,
                     timeout_s=timeout_s,
                     kill_processes=self._kill_processes,
@@ -353,7 +406,11 @@ class Sandbox:
                 ) from exc
 
             outcome = self._attempt(
-                notes, via_runner=via_runner, via_exec=via_exec, after_ack=after_ack
+                notes,
+                via_runner=via_runner,
+                via_exec=via_exec,
+                after_ack=after_ack,
+                cold_exec=cold_exec,
             )
         error = file_error(
             op, path, outcome, timeout_s=timeout_s, max_file_bytes=self.spec.max_file_bytes

@@ -7,8 +7,19 @@ from typing import Any
 
 from docker.types import LogConfig, Mount, Ulimit
 
-from .._hardening import HOME, SANDBOX_ENVIRONMENT, SANDBOX_USER, WORKSPACE
+from .._hardening import (
+    HOME,
+    SANDBOX_ENVIRONMENT,
+    SANDBOX_USER,
+    TOOLS_MCP,
+    TOOLS_MCP_SIZE_BYTES,
+    WORKSPACE,
+)
 from .base import ContainerRequest
+
+# Code mode's modules for the session's user, written by the host over the runner (warm-pool
+# members exist before their user is known, so nothing about the user is made at creation).
+TOOLS_MCP_TMPFS = f"rw,nosuid,nodev,noexec,size={TOOLS_MCP_SIZE_BYTES},uid=1000,gid=1000,mode=0755"
 
 
 def container_kwargs(request: ContainerRequest) -> dict[str, Any]:
@@ -56,6 +67,8 @@ def container_kwargs(request: ContainerRequest) -> dict[str, Any]:
         "stdin_open": False,
         "tty": False,
     }
+    if request.tools_path is not None and (request.tools_path / "mcp").is_dir():
+        kwargs["tmpfs"][TOOLS_MCP] = TOOLS_MCP_TMPFS
     if spec.runtime:
         kwargs["runtime"] = spec.runtime
     return kwargs

@@ -103,7 +103,9 @@ class DockerExecChannel(ExecChannel):
         self._eof = False
         self._closed = False
 
-    def wait(self, timeout: float, *, write: bool = False) -> tuple[bool, bool]:
+    def wait(
+        self, timeout: float, *, write: bool = False, wake: int | None = None
+    ) -> tuple[bool, bool]:
         if self._parseable() or self._eof or (self._tls and self._sock.pending()):
             return True, write
         # poll, not select: select() cannot watch a descriptor numbered 1024 or more, and an app
@@ -111,12 +113,15 @@ class DockerExecChannel(ExecChannel):
         poller = select.poll()
         try:
             poller.register(self._sock, _POLL_READ | (select.POLLOUT if write else 0))
+            if wake is not None:
+                poller.register(wake, select.POLLIN)
             events = poller.poll(math.ceil(max(0.0, timeout) * 1000))
         except (OSError, ValueError):  # closed under us (its descriptor is -1 then)
             return True, False
         mask = 0
-        for _, event in events:
-            mask |= event
+        for fd, event in events:
+            if fd != wake:
+                mask |= event
         return bool(mask & _POLL_READ_OR_GONE), bool(mask & select.POLLOUT)
 
     def _parseable(self) -> bool:

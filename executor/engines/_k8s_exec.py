@@ -103,28 +103,37 @@ class KubernetesExecChannel(ExecChannel):
     def _buffered(self) -> bool:
         return bool(self._early) or self._eof or (self._tls and self._sock.pending() > 0)
 
-    def _poll_events(self, timeout_s: float, write: bool) -> int:
+    def _poll_events(self, timeout_s: float, write: bool, wake: int | None = None) -> int:
         if write != self._polling_write:
             mask = select.POLLIN | (select.POLLOUT if write else 0)
             with contextlib.suppress(OSError, ValueError):
                 self._poll.modify(self._sock, mask)
             self._polling_write = write
         try:
-            found = self._poll.poll(max(0.0, timeout_s) * 1000)
-        except (OSError, ValueError):  # closed under us
+            if wake is not None:
+                self._poll.register(wake, select.POLLIN)
+            try:
+                found = self._poll.poll(max(0.0, timeout_s) * 1000)
+            finally:
+                if wake is not None:
+                    self._poll.unregister(wake)
+        except (OSError, ValueError, KeyError):  # closed under us
             return select.POLLHUP
         events = 0
-        for _, mask in found:
-            events |= mask
+        for fd, mask in found:
+            if fd != wake:
+                events |= mask
         return events
 
-    def wait(self, timeout: float, *, write: bool = False) -> tuple[bool, bool]:
+    def wait(
+        self, timeout: float, *, write: bool = False, wake: int | None = None
+    ) -> tuple[bool, bool]:
         if self._closed:
             return True, False
         if self._buffered():
             writable = write and bool(self._poll_events(0, True) & select.POLLOUT)
             return True, writable
-        events = self._poll_events(timeout, write)
+        events = self._poll_events(timeout, write, wake)
         readable = bool(
             events & (select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLNVAL)
         )

@@ -8,7 +8,8 @@ The policy is `executor/_hardening.py`; this maps it onto the pod API, in one pl
   default is Unconfined), on a read-only root filesystem;
 - no service-account token and no service environment variables (`enableServiceLinks: false`):
   nothing about the cluster is visible inside; the environment is the fixed sandbox list;
-- /tmp, the home directory and /dev/shm are memory-backed emptyDirs with size limits (charged to
+- /tmp, the home directory, /dev/shm and /tools/mcp (code mode's modules, which the host writes
+  over the runner) are memory-backed emptyDirs with size limits (charged to
   the memory limit, as Docker's tmpfs mounts are); /workspace is the session's PVC;
 - requests equal limits (cpu, memory, ephemeral-storage): a sandbox never bursts into a node's
   spare capacity, and is the last to be evicted;
@@ -32,7 +33,7 @@ from typing import Any
 
 from settings import ExecutorSettings
 
-from .._hardening import HOME, SANDBOX_ENVIRONMENT, WORKSPACE
+from .._hardening import HOME, SANDBOX_ENVIRONMENT, TOOLS_MCP, TOOLS_MCP_SIZE_BYTES, WORKSPACE
 from .base import ContainerRequest
 
 CONTAINER = "sandbox"
@@ -232,6 +233,7 @@ def pod(request: ContainerRequest, options: KubeOptions) -> dict[str, Any]:
                     {"name": "tmp", "mountPath": "/tmp"},
                     {"name": "home", "mountPath": HOME},
                     {"name": "shm", "mountPath": "/dev/shm"},
+                    {"name": "tools-mcp", "mountPath": TOOLS_MCP},
                 ],
                 "stdin": False,
                 "tty": False,
@@ -242,6 +244,7 @@ def pod(request: ContainerRequest, options: KubeOptions) -> dict[str, Any]:
             _memory_dir("tmp", spec.tmp_size_bytes),
             _memory_dir("home", spec.home_size_bytes),
             _memory_dir("shm", spec.shm_size_bytes),
+            _memory_dir("tools-mcp", TOOLS_MCP_SIZE_BYTES),
         ],
     }
     if options.runtime_class:

@@ -12,7 +12,8 @@
       claim(ref, labels)              take a warm-pool member for a session (default: yes)
 
     ExecChannel (one running exec; used by one thread at a time)
-      wait(timeout, write)            (readable, writable), honouring bytes already buffered
+      wait(timeout, write, wake)      (readable, writable), honouring bytes already buffered;
+                                      returns early when the `wake` descriptor is readable
       read()                          [(stream, bytes), ...] now; [] if nothing yet; None at EOF
       send(data)                      bytes accepted now (0 = would block)
       close_stdin()                   half-close; False where the transport cannot (TLS)
@@ -73,8 +74,11 @@ class ExecChannel(ABC):
     """One process running inside a sandbox, with its stdin and its two output streams."""
 
     @abstractmethod
-    def wait(self, timeout: float, *, write: bool = False) -> tuple[bool, bool]:
-        """Block up to `timeout` s until there is something to read (or room to write)."""
+    def wait(
+        self, timeout: float, *, write: bool = False, wake: int | None = None
+    ) -> tuple[bool, bool]:
+        """Block up to `timeout` s until there is something to read (or room to write), or
+        the descriptor `wake` is readable (the caller has something to send)."""
 
     @abstractmethod
     def read(self) -> list[Event] | None:

@@ -22,7 +22,7 @@ FAKE_HEADER = "import os, struct, json, time\nH = struct.Struct('>BII')\n" + (
     "        n -= len(os.read(0, n))\n"
     "    return r\n"
 )
-HELLO = "send(13, 0, json.dumps({'version': 1}).encode())\n"
+HELLO = "send(13, 0, json.dumps({'version': 2}).encode())\n"
 FAKE_RUNNERS = {
     "floods": "import os\nwhile True:\n    os.write(1, b'x' * 65536)\n",
     "answers before taking the request": FAKE_HEADER

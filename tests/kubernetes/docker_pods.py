@@ -16,7 +16,8 @@ from typing import Any
 
 import docker.errors
 
-from executor.engines._docker_hardening import container_kwargs
+from executor._hardening import TOOLS_MCP
+from executor.engines._docker_hardening import TOOLS_MCP_TMPFS, container_kwargs
 from executor.engines.base import ContainerRequest, ExecChannel
 from executor.engines.docker import DockerEngine
 from settings import ExecutorSettings
@@ -67,7 +68,7 @@ class DockerPods:
         volume = self._volume(namespace, claim)
         labels = {LABEL: self.label}
         self.engine.ensure_volume(volume, labels, 0)
-        home = next(p for p in sizes if p not in ("/tmp", "/dev/shm"))
+        home = next(p for p in sizes if p not in ("/tmp", "/dev/shm", TOOLS_MCP))
         settings = ExecutorSettings(
             image_name=container["image"],
             memory_limit_bytes=int(quantity(limits["memory"])),
@@ -86,6 +87,8 @@ class DockerPods:
             skills_path=None,
         )
         kwargs = container_kwargs(request)
+        if TOOLS_MCP in sizes:  # the emptyDir as a tmpfs the sandbox user owns, as on a node
+            kwargs["tmpfs"][TOOLS_MCP] = TOOLS_MCP_TMPFS
         security = container["securityContext"]
         kwargs.update(
             command=container["command"],

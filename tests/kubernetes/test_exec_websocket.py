@@ -24,7 +24,7 @@ pytestmark = pytest.mark.docker
 
 HANGS = (
     "import os, struct, json, time\n"
-    "os.write(1, struct.pack('>BII', 13, 0, 15) + json.dumps({'version': 1}).encode())\n"
+    "os.write(1, struct.pack('>BII', 13, 0, 15) + json.dumps({'version': 2}).encode())\n"
     "time.sleep(3600)\n"
 )
 

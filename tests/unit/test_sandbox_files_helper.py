@@ -12,24 +12,27 @@ import os
 
 import pytest
 
-from executor.runner import FILES_SOURCE
+from tests.sandbox_modules import load_sandbox_modules
 
 
 @pytest.fixture
-def helper(tmp_path):
-    workspace, tools = tmp_path / "workspace", tmp_path / "tools"
-    workspace.mkdir()
-    tools.mkdir()
+def helper(tmp_path, monkeypatch):
+    workspace, tools, staging = tmp_path / "workspace", tmp_path / "tools", tmp_path / "tmp"
+    for folder in (workspace, tools, staging):
+        folder.mkdir()
     (tools / "t.py").write_text("x = 1\n")
     (tmp_path / "secret.txt").write_text("host secret")
-    namespace = {"__name__": "sandbox_files"}
-    exec(compile(FILES_SOURCE, "sandbox_files", "exec"), namespace)
-    namespace["WORKSPACE"] = str(workspace)
-    namespace["READ_ROOTS"] = (str(workspace), str(tools))
+    modules = load_sandbox_modules(monkeypatch, ("paths", "tree", "writes", "files"))
+    for module in modules.values():
+        if hasattr(module, "WORKSPACE"):
+            monkeypatch.setattr(module, "WORKSPACE", str(workspace))
+    monkeypatch.setattr(modules["paths"], "READ_ROOTS", (str(workspace), str(tools)))
+    monkeypatch.setattr(modules["writes"], "STAGING", str(staging))
+    monkeypatch.setattr(modules["tree"], "TREE_ROOT", str(tools / "mcp"))
 
     def run(op, args, stdin=b""):
         out, err = io.BytesIO(), io.StringIO()
-        code = namespace["run"](op, args, io.BytesIO(stdin), out, err)
+        code = modules["files"].run(op, args, io.BytesIO(stdin), out, err)
         return code, out.getvalue(), json.loads(err.getvalue() or "{}")
 
     run.workspace, run.tools, run.root = workspace, tools, tmp_path

@@ -1,79 +1,21 @@
-"""File operations that run INSIDE the sandbox, as the sandbox user.
+"""File operations that run INSIDE the sandbox, as the sandbox user (the module `sandbox_files`).
 
 The host never opens sandbox-made paths and never uses Docker's archive API (it reads root-only
-files and followed a crafted symlink into the read-only root). Instead the host runs this file
-with `python3 -I -S -c <this source> <op> <json args>` as uid 1000: arguments in argv as JSON,
-file content on stdin, results on stdout, and one JSON line on stderr (metadata, or an error
-with a `kind` the host maps onto its error classes). Standard library only; Python >= 3.9.
+files and followed a crafted symlink into the read-only root). Instead the host runs these
+operations through the runner, or as a one-off `python3 -I -S -c <script> <op> <json args>` as
+uid 1000 when there is none (`executor.sandbox_side.script`): arguments as JSON, file content on
+stdin, results on stdout, and one JSON line on stderr (metadata, or an error with a `kind` the
+host maps onto its error classes). Standard library only.
 """
 
-import contextlib
 import json
 import os
 import stat
 import sys
 
-WORKSPACE = "/workspace"
-READ_ROOTS = ("/workspace", "/tools", "/skills")
-CHUNK = 1 << 16
-
-
-class Refused(Exception):
-    def __init__(self, kind, message, path=""):
-        super().__init__(message)
-        self.kind, self.message, self.path = kind, message, path
-
-
-def _under(path, root):
-    return path == root or path.startswith(root + "/")
-
-
-def resolve(path, writing):
-    """Absolute real path for `path`, refused unless it stays under the allowed roots."""
-    if not isinstance(path, str) or not path or "\0" in path:
-        raise Refused(
-            "invalid",
-            "the path must be a non-empty string without NUL bytes",
-            str(path),
-        )
-    lexical = os.path.normpath(path if path.startswith("/") else WORKSPACE + "/" + path)
-    lexical = "/" + lexical.lstrip("/")  # normpath keeps a leading '//'
-    roots = (WORKSPACE,) if writing else READ_ROOTS
-    if not any(_under(lexical, root) for root in roots):
-        if writing and any(_under(lexical, root) for root in READ_ROOTS):
-            raise Refused(
-                "not_allowed",
-                f"{lexical} is read-only: only /workspace can be written",
-                path,
-            )
-        raise Refused("not_allowed", f"{path} is outside {' and '.join(roots)}", path)
-    real = os.path.realpath(lexical)
-    if not any(_under(real, root) for root in roots):
-        raise Refused(
-            "not_allowed",
-            f"{path} leads outside {' and '.join(roots)} (through a symlink)",
-            path,
-        )
-    return real
-
-
-def open_regular(real, shown):
-    try:
-        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise Refused("not_found", f"no such file: {shown}", shown) from None
-    except IsADirectoryError:
-        raise Refused("not_file", f"{shown} is a directory, not a file", shown) from None
-    except PermissionError:
-        raise Refused("not_allowed", f"permission denied: {shown}", shown) from None
-    except OSError as exc:  # ELOOP: the last component is a symlink that changed under us
-        raise Refused("not_allowed", f"cannot open {shown}: {exc.strerror}", shown) from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise Refused("not_file", f"{shown} is {kind}", shown)
-    return fd, info
+import sandbox_tree as tree
+from sandbox_paths import CHUNK, WORKSPACE, Refused, open_regular, resolve, usage
+from sandbox_writes import op_write
 
 
 def op_read(args, out, stdin):
@@ -104,74 +46,6 @@ def op_read(args, out, stdin):
             lines += 1 if line.endswith(b"\n") else 0
         more = truncated or bool(f.read(1))
     return {"next_offset": offset + lines, "truncated": truncated, "more": more}
-
-
-def _usage(root):
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames + dirnames:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
-
-
-def op_write(args, out, stdin):
-    """Write stdin to the path atomically: temp file in the same directory, then rename."""
-    real = resolve(args["path"], writing=True)
-    if real == WORKSPACE:
-        raise Refused(
-            "not_file",
-            f"{args['path']} is the workspace directory itself",
-            args["path"],
-        )
-    size = args["size"]
-    old = 0
-    try:
-        info = os.lstat(real)
-        if stat.S_ISDIR(info.st_mode):
-            raise Refused("not_file", f"{args['path']} is a directory", args["path"])
-        old = info.st_size
-    except FileNotFoundError:
-        pass
-    used = _usage(WORKSPACE)
-    if used - old + size > args["quota"]:
-        raise Refused(
-            "quota",
-            (
-                f"writing {size:,} bytes to {args['path']} would take /workspace to "
-                f"{used - old + size:,} bytes, over its quota of {args['quota']:,} bytes; "
-                "delete files you no longer need"
-            ),
-            args["path"],
-        )
-    parent = os.path.dirname(real)
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except FileExistsError:
-        raise Refused("not_file", f"a parent of {args['path']} is a file", args["path"]) from None
-    if os.path.realpath(parent) != parent:  # a parent was swapped for a symlink meanwhile
-        raise Refused("not_allowed", f"{args['path']} leads outside /workspace", args["path"])
-    tmp = os.path.join(parent, f".{os.path.basename(real)}.{os.getpid()}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    received = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # Exactly `size` bytes: the host need not close its end (TLS cannot half-close).
-            while received < size:
-                want = min(CHUNK, size - received)
-                chunk = stdin.read1(want) if hasattr(stdin, "read1") else stdin.read(want)
-                if not chunk:
-                    break
-                received += len(chunk)
-                f.write(chunk)
-        if received != size:
-            raise Refused("incomplete", f"received {received} of {size} bytes", args["path"])
-        os.replace(tmp, real)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return {"path": real, "size": received}
 
 
 def op_download(args, out, stdin):
@@ -270,7 +144,7 @@ def op_zip(args, out, stdin):
 
 
 def op_usage(args, out, stdin):
-    return {"used": _usage(WORKSPACE)}
+    return {"used": usage(WORKSPACE)}
 
 
 OPS = {
@@ -280,6 +154,7 @@ OPS = {
     "list": op_list,
     "usage": op_usage,
     "zip": op_zip,
+    "install_tree": tree.op_install_tree,
 }
 
 

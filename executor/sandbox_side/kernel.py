@@ -11,7 +11,9 @@ exited child and answers "reaped N" (zombies would otherwise fill the pids limit
 """
 
 import ast
+import importlib
 import os
+import site
 import struct
 import sys
 import traceback
@@ -81,7 +83,25 @@ def report(exc):
     sys.stderr.write("".join(lines))
 
 
+def see_new_packages():
+    """Packages `pip install` put in the user site (in /workspace) since the kernel started are
+    importable in the next cell, without a restart: the directory joins sys.path once it exists,
+    and the import system forgets what it cached about the folders."""
+    user_site = site.getusersitepackages()
+    if user_site not in sys.path and os.path.isdir(user_site):
+        before = set(sys.path)
+        site.addsitedir(user_site)
+        added = [path for path in sys.path if path not in before]
+        for path in added:  # ahead of the system's packages, as at a normal start
+            sys.path.remove(path)
+        system = [i for i, path in enumerate(sys.path) if path.endswith("-packages")]
+        at = system[0] if system else len(sys.path)
+        sys.path[at:at] = added
+    importlib.invalidate_caches()
+
+
 def run(source):
+    see_new_packages()
     try:
         tree = ast.parse(source, "<cell>", "exec")
     except SyntaxError as exc:
