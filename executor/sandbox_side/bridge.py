@@ -89,6 +89,7 @@ class Bridge:
                 self.parts.drop(pid)
             return
         pipe.frame(kind, payload)
+        pipe.interest()
 
     def start_request(self):
         self.active = True

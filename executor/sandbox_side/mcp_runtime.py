@@ -13,6 +13,7 @@ import socket
 import struct
 
 _LENGTH = struct.Struct(">I")
+_ARGUMENTS_MAX = 4 << 20  # protocol.CALL_ARGS_MAX: the host refuses bigger calls anyway
 _NO_RUNNER = (
     "MCP tools are called through the sandbox's resident runner, and this process has none "
     "(EXECUTOR_USE_RUNNER=false, or the runner failed and commands run as plain execs): the "
@@ -50,6 +51,13 @@ def call(server, tool, arguments):
         body = json.dumps({"server": server, "tool": tool, "arguments": arguments}).encode()
     except (TypeError, ValueError) as exc:
         raise McpToolError(f"the arguments cannot be sent as JSON: {exc}", server, tool) from None
+    if len(body) > _ARGUMENTS_MAX:
+        raise McpToolError(
+            f"the call's arguments are {len(body):,} bytes of JSON, over the "
+            f"{_ARGUMENTS_MAX:,}-byte limit: pass a path in /workspace instead of the data",
+            server,
+            tool,
+        )
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(path)

@@ -57,19 +57,28 @@ class Pipe:
         self.closing = False  # close once `out` is written
         self.reading = True
         self.closed = False
+        self.watching = selectors.EVENT_READ
         sock.setblocking(False)
         bridge.selector.register(sock, selectors.EVENT_READ, self)
 
     def interest(self):
+        """Watch the socket for what the pipe can do now: read (within its credit), write
+        (when bytes wait for the client), or nothing (it is then not watched at all, so a
+        client with more to say than we may take cannot make the runner spin)."""
+        if self.closed:
+            return
         events = (selectors.EVENT_READ if self.reading else 0) | (
             selectors.EVENT_WRITE if self.out else 0
         )
-        if self.closed:
+        if events == self.watching:
             return
-        if events:
+        if not events:
+            self.bridge.selector.unregister(self.sock)
+        elif not self.watching:
+            self.bridge.selector.register(self.sock, events, self)
+        else:
             self.bridge.selector.modify(self.sock, events, self)
-        else:  # neither: keep it registered for errors, reading nothing
-            self.bridge.selector.modify(self.sock, selectors.EVENT_READ, self)
+        self.watching = events
 
     def ready(self, mask):
         if mask & selectors.EVENT_WRITE and self.out:
@@ -106,8 +115,9 @@ class Pipe:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(KeyError, ValueError):
-            self.bridge.selector.unregister(self.sock)
+        if self.watching:
+            with contextlib.suppress(KeyError, ValueError):
+                self.bridge.selector.unregister(self.sock)
         with contextlib.suppress(OSError):
             self.sock.close()
         self.bridge.pipes.pop(self.pid, None)
@@ -143,7 +153,7 @@ class CallPipe(Pipe):
         (length,) = LENGTH.unpack_from(self.message)
         if length > CALL_ARGS_MAX:
             limit = f"{CALL_ARGS_MAX:,}"
-            error = f"the call's arguments are {length:,} bytes of JSON, over the {limit} limit"
+            error = f"the call's arguments are {length:,} bytes of JSON, over the {limit}-byte limit"
             return self.finish(answer({"ok": False, "error": error}))
         if len(self.message) - LENGTH.size >= length:
             body = bytes(self.message[LENGTH.size : LENGTH.size + length])
@@ -263,5 +273,3 @@ class ProxyPipe(Pipe):
             self.maybe_done()
         elif kind == TO_RUNNER_CLOSE:
             self.close()
-        if not self.closed:
-            self.interest()

@@ -135,3 +135,24 @@ async def test_without_loop_quotas_the_per_file_mode_is_used_and_said(make_execu
     plain = make_executor(workspace_quota_mode="off")
     assert (await plain.run(user_id, "echo hi")).stdout == "hi\n"
     assert (await plain.inventory()).quota_mode.startswith("per-file")
+
+
+async def test_a_big_file_is_replaced_in_a_nearly_full_workspace_and_a_failed_upload_keeps_it(
+    quota_client, user_id
+):
+    """Temp-then-rename needs room for two copies; with 60 of 64 MiB used there is none, and a
+    same-size replacement must still work (staged in /tmp), while one that cannot fit changes
+    nothing."""
+    old = os.urandom(30 << 20)
+    await quota_client.upload_file(user_id, "data.bin", old)
+    await quota_client.run(user_id, "head -c 30M /dev/zero > filler.bin")
+    used = await quota_client.run(user_id, "du -sm /workspace | cut -f1")
+    assert int(used.stdout) >= 59
+    new = os.urandom(30 << 20)
+    await quota_client.upload_file(user_id, "data.bin", new)
+    assert await quota_client.download_file(user_id, "data.bin") == new
+    with pytest.raises(QuotaExceededError, match="Nothing was changed|quota"):
+        await quota_client.upload_file(user_id, "data.bin", os.urandom(40 << 20))
+    assert await quota_client.download_file(user_id, "data.bin") == new
+    listing = await quota_client.run(user_id, "ls -A /workspace; ls -A /tmp | grep -c part || true")
+    assert listing.stdout.split() == ["data.bin", "filler.bin", "0"]
