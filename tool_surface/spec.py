@@ -107,7 +107,9 @@ class ToolSpec:
     shape: Shape
     effect: Effect
     uses_sandbox: bool = True  # False: discovery tools (MCP then takes no sandbox_id)
-    streams_output: bool = False  # a running command's output comes as it is written
+    # A running command's output comes as it is written (MCP: progress notifications whose
+    # total is the call's `timeout` argument, which such a tool must have).
+    streams_output: bool = False
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
