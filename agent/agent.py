@@ -16,10 +16,11 @@ from google.adk.models.google_llm import Gemini
 
 from executor import DockerExecutionClient
 from settings import Settings, load_settings
+from tool_surface import ToolIndex
 
 from . import offline
 from .images import ImageCollector
-from .live import LiveOutput
+from .live import LiveOutputHub
 from .mcp_tools import Signer, mcp_toolset
 from .models import build_model
 from .prompts import INSTRUCTION
@@ -34,13 +35,15 @@ def create_agent(
     executor: DockerExecutionClient,
     *,
     model: str | BaseLlm | None = None,
-    live: LiveOutput | None = None,
+    live: LiveOutputHub | None = None,
     mcp: tuple[str, Signer] | None = None,
+    index: ToolIndex | None = None,
 ) -> LlmAgent:
     """An agent whose tools run in `executor`, with the skills of `settings`' skills folder.
 
     With `mcp` = (endpoint URL, token signer), the sandbox tools are reached through the app's
-    own MCP endpoint instead of in-process (APP_AGENT_TOOLS=mcp)."""
+    own MCP endpoint instead of in-process (APP_AGENT_TOOLS=mcp); `index` is where the
+    in-process discovery tools look (default: the executor's /tools)."""
     offline.register()
     tools: list
     if mcp is not None:
@@ -48,7 +51,7 @@ def create_agent(
         max_timeout = executor.settings.max_timeout_s
         tools = [mcp_toolset(url, signer, max_timeout_s=max_timeout, live=live)]
     else:
-        tools = make_tools(executor, settings.tool_output_limit_chars, live)
+        tools = make_tools(executor, settings.tool_output_limit_chars, live, index)
     skills = load_skills(executor.settings.skills_path)
     if skills:
         tools.append(

@@ -1,5 +1,10 @@
-"""Live output: tools publish a running command's output here; the chat turn of that session
-listens and passes it on to the UI as ToolOutput events. In-process and per session."""
+"""Live output of the chat's tool calls: tools publish a running command's output here, and
+the chat turn of that session listens and passes it on to the UI as ToolOutput events.
+
+One hub per ChatService, in-process, one listener per session key. (The MCP server's live
+output is another thing: `mcp_server.live.ProgressNotifier` sends it to an MCP client as
+progress notifications.)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from collections.abc import Callable
 Listener = Callable[[str, str, str], None]  # (call_id, stream, text)
 
 
-class LiveOutput:
+class LiveOutputHub:
+    """Routes output published under a session's key to that session's listener."""
+
     def __init__(self) -> None:
         self._listeners: dict[str, Listener] = {}
 

@@ -1,6 +1,6 @@
 """The agent's tools reached through the app's own MCP endpoint (`APP_AGENT_TOOLS=mcp`).
 
-The same tools, names and meanings as the in-process ones (agent/tools.py), served by
+The same tools as the in-process ones (both come from `tool_surface`), served by
 mcp_server/ and called through ADK's McpToolset: each call carries a token that only this
 process can sign (for the chat's user) and the chat's sandbox id, so a chat reaches its own
 sandbox exactly as in direct mode, and live output arrives as MCP progress notifications.
@@ -15,10 +15,10 @@ from typing import Any, Protocol
 from google.adk.agents.readonly_context import ReadonlyContext
 from google.adk.tools.mcp_tool import McpToolset, StreamableHTTPConnectionParams
 
-from .live import LiveOutput
-from .tools import TOOL_NAMES, sandbox_key
+from tool_surface import SANDBOX_HEADER, TOOL_NAMES
 
-SANDBOX_HEADER = "X-Sandbox-Id"
+from .live import LiveOutputHub
+from .tools import sandbox_key
 
 
 class Signer(Protocol):
@@ -26,7 +26,7 @@ class Signer(Protocol):
 
 
 def mcp_toolset(
-    url: str, signer: Signer, *, max_timeout_s: float, live: LiveOutput | None = None
+    url: str, signer: Signer, *, max_timeout_s: float, live: LiveOutputHub | None = None
 ) -> McpToolset:
     """ADK's McpToolset against `url`, bound per call to the calling chat."""
     # Without Google credentials ADK warns about mTLS on every connection; this endpoint is ours.

@@ -113,8 +113,12 @@ def describe_result(name: str, args: dict[str, Any], response: dict[str, Any]) -
         header = "| name | bytes | modified |\n|---|---:|---|"
         return f"Files in `{response.get('path')}`:\n\n{header}\n{rows}"
     if name == "list_tools":
-        tools = response.get("tools", [])
-        listed = "\n".join(f"- `{t}`" for t in tools) or "(none)"
+        modules = response.get("modules", {})
+        listed = "\n".join(
+            f"- `{module}`\n" + "\n".join(f"  - `{line}`" for line in lines)
+            for module, lines in modules.items()
+        )
+        listed = listed or "(none)"
         usage = "Import them in Python: `from tools.example import greet`."
         return f"Tool modules in /tools:\n\n{listed}\n\n{usage}"
     return _fence(str(response))

@@ -15,8 +15,9 @@ How to work:
 1. Run code to inspect and compute instead of guessing; never invent output you have not seen.
 2. Prefer run_python for Python: variables stay between calls, so load data once and reuse it. \
 Use execute_bash for shell commands and for programs saved with write_file.
-3. Tools as code: list_tools shows the modules in /tools; read_docstring the functions you need; \
-then import them in run_python (`from tools.example import greet`).
+3. Tools as code: list_tools shows the functions in /tools (search_tools finds them by \
+words); read_docstring the ones you need; then import them in run_python \
+(`from tools.example import greet`).
 4. Skills: load_skill reads a skill's instructions; run_skill_script runs its scripts in this \
 sandbox with a command such as `python3 /skills/<skill>/scripts/<script>.py <args>`.
 5. Tool errors come back as data with a hint: follow the hint and carry on.

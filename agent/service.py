@@ -47,7 +47,7 @@ from .events import (
     upload_note,
 )
 from .images import IMAGES_KEY
-from .live import LiveOutput
+from .live import LiveOutputHub
 from .mcp_tools import Signer
 from .model_errors import describe_model_error
 from .models import RETRY_NOTICE
@@ -125,7 +125,7 @@ class ChatService:
         # Images the steps made (agent/images.py), kept with the session; shown from here.
         self.artifacts = FileArtifactService(root_dir=settings.data_dir / "artifacts")
         self._image_cache = Path(tempfile.gettempdir()) / "mce-images"
-        self.live = LiveOutput()
+        self.live = LiveOutputHub()
         self._given: BaseLlm | None = model if isinstance(model, BaseLlm) else None
         names = [model.model] if isinstance(model, BaseLlm) else [model] if model else None
         self.models = [

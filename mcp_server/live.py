@@ -1,5 +1,7 @@
 """A running command's output as MCP progress notifications, and stopping it when the client
-goes: cancelling the request, a client timeout or a dropped connection kills the command."""
+goes: cancelling the request, a client timeout or a dropped connection kills the command.
+
+(The chat's live output is another thing: `agent.live.LiveOutputHub` routes it to the UI.)"""
 
 from __future__ import annotations
 
@@ -7,13 +9,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from fastmcp import Context
 from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_http_request
-
-from executor import ExecutionResult, OutputChunk
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +23,10 @@ FLUSH_S = 0.25  # new output is sent at most this often
 LIVE_CHARS = 8192  # most characters of new output in one progress notification
 DISCONNECT_KEY = "mcp_code_executor.disconnected"  # scope key of http.DisconnectWatch's event
 
+T = TypeVar("T")
 
-class LiveOutput:
+
+class ProgressNotifier:
     """Sends a running command's new output as progress notifications.
 
     `progress` is the seconds elapsed and `total` the timeout, so a client's progress bar shows
@@ -85,35 +88,20 @@ def client_gone() -> asyncio.Event | None:
         return None
 
 
-async def consume(
-    stream: AsyncIterator[OutputChunk | ExecutionResult],
-    live: LiveOutput,
-    gone: asyncio.Event | None = None,
-) -> ExecutionResult:
-    """Read an executor stream to its result, feeding `live`. If this is cancelled or `gone` is
-    set first, the stream is closed, which kills the command (ClientGone for `gone`)."""
-
-    async def drain() -> ExecutionResult:
-        result: ExecutionResult | None = None
-        try:
-            async for item in stream:
-                if isinstance(item, ExecutionResult):
-                    result = item
-                else:
-                    live.add(item.text)
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
-        assert result is not None
-        return result
-
-    # One task reads the stream; this one sends progress every FLUSH_S meanwhile. A command that
+async def with_progress(
+    work: Awaitable[T], live: ProgressNotifier, gone: asyncio.Event | None = None
+) -> T:
+    """Await `work` (a tool call whose output feeds `live`) while sending progress. If this is
+    cancelled or `gone` is set first, `work` is cancelled, which closes the executor's stream
+    and so kills the command (ClientGone for `gone`)."""
+    # One task makes the call; this one sends progress every FLUSH_S meanwhile. A command that
     # ends sooner (most do) costs one task and no notification.
-    work = asyncio.ensure_future(drain())
+    task = asyncio.ensure_future(work)
     try:
         while True:
-            await asyncio.wait({work}, timeout=FLUSH_S)
-            if work.done():
-                return work.result()
+            await asyncio.wait({task}, timeout=FLUSH_S)
+            if task.done():
+                return task.result()
             if gone is not None and gone.is_set():
                 raise ClientGone("the client disconnected; the command was killed")
             try:
@@ -122,7 +110,7 @@ async def consume(
                 logger.info("progress notification failed, stopping the command: %r", exc)
                 raise ClientGone("progress could not be sent; the command was killed") from exc
     finally:
-        if not work.done():
-            work.cancel()  # closes the executor stream: the command is killed
+        if not task.done():
+            task.cancel()  # closes the executor stream: the command is killed
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(work, return_exceptions=True)
+                await asyncio.gather(task, return_exceptions=True)

@@ -33,6 +33,7 @@ TOOLS = {
     "list_files",
     "read_docstring",
     "list_tools",
+    "search_tools",
     "create_sandbox",
     "list_sandboxes",
     "close_sandbox",
@@ -90,7 +91,7 @@ async def test_lists_tools_and_runs_bash(mcp_env, mode):
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else "2026-07-28")
         listed = {t.name: t for t in (await client.list_tools()).tools}
         assert set(listed) == TOOLS
-        assert "at most 3600" in str(listed["execute_bash"].input_schema)
+        assert listed["execute_bash"].input_schema["properties"]["timeout"]["maximum"] == 3600
         assert "20,000 characters" in listed["execute_bash"].description
         templates = await client.list_resource_templates()
         assert [t.uri_template for t in templates.resource_templates] == [URI_TEMPLATE]

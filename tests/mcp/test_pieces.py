@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from executor.audit import AuditLog, audit_tags
+from executor.text import clip
 from mcp_server import (
     SandboxStore,
     TokenError,
@@ -16,7 +17,7 @@ from mcp_server import (
     ensure_token,
     first_run_banner,
 )
-from mcp_server._results import RESULT_BUDGET_BYTES, fit_texts, wire_size
+from mcp_server._results import RESULT_BUDGET_BYTES, fit, wire_size
 from mcp_server.cli import token_main
 from mcp_server.http import allowed_hosts_for
 from mcp_server.sandboxes import MAX_SANDBOXES_PER_USER, TooManySandboxes, mcp_key
@@ -126,17 +127,22 @@ def test_sandboxes_per_user_are_bounded(tmp_path):
 
 def test_results_fit_the_budget_whatever_the_output():
     nasty = '\x01"\\' * 200_000  # every character needs an escape, twice on the wire
+    limits: list[int] = []
 
-    def build(texts, cuts):
-        return {"stdout": texts["stdout"], "stderr": texts["stderr"], "cut": cuts}
+    def render(limit):
+        limits.append(limit)
+        stdout, cut = clip(nasty, limit)
+        return {"stdout": stdout, "stderr": clip("é" * 300_000, limit)[0], "cut": cut}
 
-    data, cuts = fit_texts(build, {"stdout": nasty, "stderr": "é" * 300_000}, 200_000)
+    data = fit(render, 200_000)
     assert wire_size(data) <= RESULT_BUDGET_BYTES
-    assert cuts["stdout"] > 0
+    assert data["cut"] > 0
     assert "characters cut from the middle" in data["stdout"]
-    small, cuts = fit_texts(build, {"stdout": "ok", "stderr": ""}, 20_000)
-    assert small["stdout"] == "ok"
-    assert cuts == {"stdout": 0, "stderr": 0}
+    assert limits == sorted(limits, reverse=True)
+    assert len(limits) > 1
+
+    small = fit(lambda limit: {"stdout": clip("ok", limit)[0]}, 20_000)
+    assert small == {"stdout": "ok"}
 
 
 def test_allowed_hosts_follow_the_bind_address():

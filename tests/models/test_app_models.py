@@ -32,10 +32,10 @@ from agent.events import (
 )
 from agent.prompts import INSTRUCTION
 from agent.service import ChatService
-from agent.tools import TOOL_NAMES
 from settings import load_settings
 from tests.fakes import gemini as g
 from tests.fakes import openai as o
+from tool_surface import TOOL_NAMES
 
 pytestmark = [pytest.mark.models, pytest.mark.docker]
 

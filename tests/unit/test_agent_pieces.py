@@ -9,12 +9,13 @@ import pytest
 from agent.offline import describe_result, plan_calls
 from agent.service import upload_name
 from agent.skills import load_skills
-from agent.tools import TOOL_NAMES, sandbox_key
+from agent.tools import sandbox_key
 from executor.text import clip
 from settings import PROJECT_ROOT
+from tool_surface import TOOL_NAMES
 
 
-def test_root_agent_loads_with_the_eight_tools_and_skills():
+def test_root_agent_loads_with_the_sandbox_tools_and_skills():
     from google.adk.agents import LlmAgent
 
     from agent.agent import root_agent

@@ -109,7 +109,9 @@ def test_history_rebuilds_the_same_messages():
         UserMessage("hi"),
         FilesUploaded((("/workspace/a.csv", 2048),)),
         ToolCallStarted("c1", "list_tools", {}),
-        ToolCallFinished("c1", "list_tools", {"status": "ok", "tools": ["tools.example.greet"]}),
+        ToolCallFinished(
+            "c1", "list_tools", {"status": "ok", "modules": {"tools.example": ["greet()"]}}
+        ),
         TextFinal("done"),
     ]
     messages = messages_from_history(events)

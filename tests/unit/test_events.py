@@ -114,7 +114,7 @@ def test_importing_the_agent_and_ui_modules_has_no_side_effects():
     built, no thread starts on import."""
     probe = (
         "import os, sys, threading\n"
-        "import agent, agent.events, agent.tools, agent.service, frontend.chat_ui\n"
+        "import agent, agent.events, agent.tools, agent.service, frontend.chat_ui, tool_surface\n"
         "assert 'dotenv' not in sys.modules, 'a .env was read'\n"
         "assert 'executor.client' not in sys.modules or not any(\n"
         "    type(o).__name__ == 'DockerExecutionClient' for o in __import__('gc').get_objects())\n"
