@@ -23,7 +23,10 @@ WORKSPACE = "/workspace"
 HOME = "/home/coderunner"
 TOOLS_MCP = "/tools/mcp"  # code mode's generated modules: a small tmpfs the host fills
 TOOLS_MCP_SIZE_BYTES = 8 << 20
-SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+USER_BASE = (
+    "/workspace/.local"  # where `pip install` puts packages: they persist with the workspace
+)
+SANDBOX_PATH = f"{USER_BASE}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Exactly what a command sees; nothing comes from the host's environment.
 SANDBOX_ENVIRONMENT = {
@@ -38,6 +41,15 @@ SANDBOX_ENVIRONMENT = {
     "MPLBACKEND": "Agg",
     "MPLCONFIGDIR": "/tmp/matplotlib",
     "TERM": "dumb",
+    # `pip install NAME` just works (through the egress proxy, when EXECUTOR_EGRESS_ALLOW lets
+    # it reach an index): as a user install into the workspace, beside the image's packages
+    # (Debian's Python refuses system installs, PEP 668), with no cache on the small tmpfs.
+    "PYTHONUSERBASE": USER_BASE,
+    "PIP_USER": "1",
+    "PIP_BREAK_SYSTEM_PACKAGES": "1",
+    "PIP_NO_CACHE_DIR": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
 }
 
 

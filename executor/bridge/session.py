@@ -72,8 +72,8 @@ class RequestPipes:
     def __init__(
         self, services: BridgeServices, ctx: CallContext, tags: dict[str, str] | None = None
     ) -> None:
-        self._services = services
-        self._ctx = ctx
+        self.services = services
+        self.context = ctx
         self._tags = tags or {}
         self._outbox = Outbox()
         self._parts: dict[int, bytearray] = {}
@@ -147,7 +147,7 @@ class RequestPipes:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self._answer(pid, {"ok": False, "error": f"a malformed call ({exc})"})
             return
-        if self._services.tools is None:
+        if self.services.tools is None:
             self._answer(pid, {"ok": False, "error": NO_SERVERS})
             self._record_call(server, tool, 0.0, len(body), 0, NO_SERVERS)
             return
@@ -156,7 +156,7 @@ class RequestPipes:
                 error = f"more than {MAX_CALLS_AT_ONCE} calls at once from one command"
                 self._answer(pid, {"ok": False, "error": error})
                 return
-            future = self._services.loop.submit(self._call(pid, server, tool, arguments, body))
+            future = self.services.loop.submit(self._call(pid, server, tool, arguments, body))
             self._calls[pid] = future
         future.add_done_callback(lambda _f, pid=pid: self._forget_call(pid))
 
@@ -168,12 +168,12 @@ class RequestPipes:
         self, pid: int, server: str, tool: str, arguments: dict[str, Any], body: bytes
     ) -> None:
         started = time.monotonic()
-        timeout = self._services.call_timeout_s
-        tools = self._services.tools
+        timeout = self.services.call_timeout_s
+        tools = self.services.tools
         assert tools is not None
         try:
             outcome = await asyncio.wait_for(
-                tools.call(self._ctx, server, tool, arguments), timeout
+                tools.call(self.context, server, tool, arguments), timeout
             )
         except TimeoutError:
             outcome = CallOutcome(
@@ -209,8 +209,8 @@ class RequestPipes:
         record = ToolCallRecord(server, tool, round(duration, 4), not error, error[:500])
         with self._lock:
             self.records.calls.append(record)
-        self._services.audit.record(
-            self._ctx.key,
+        self.services.audit.record(
+            self.context.key,
             "mcp_call",
             f"{server}.{tool}",
             duration_s=duration,
@@ -225,7 +225,7 @@ class RequestPipes:
     def _open(self, pid: int, payload: bytes) -> None:
         from .egress import EgressPipe, refusal  # egress is optional
 
-        relay = self._services.relay
+        relay = self.services.relay
         if relay is None:
             body = refusal("egress is off for this app (EXECUTOR_EGRESS_ALLOW is empty)")
             self._outbox.put(REFUSED, pid, body)

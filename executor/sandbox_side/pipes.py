@@ -153,7 +153,9 @@ class CallPipe(Pipe):
         (length,) = LENGTH.unpack_from(self.message)
         if length > CALL_ARGS_MAX:
             limit = f"{CALL_ARGS_MAX:,}"
-            error = f"the call's arguments are {length:,} bytes of JSON, over the {limit}-byte limit"
+            error = (
+                f"the call's arguments are {length:,} bytes of JSON, over the {limit}-byte limit"
+            )
             return self.finish(answer({"ok": False, "error": error}))
         if len(self.message) - LENGTH.size >= length:
             body = bytes(self.message[LENGTH.size : LENGTH.size + length])

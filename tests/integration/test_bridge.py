@@ -192,14 +192,16 @@ async def test_malformed_messages_on_the_bridge_socket_get_an_answer_not_a_crash
         "        data += c\n"
         "    return data[4:].decode()\n"
         "print(ask(struct.pack('>I', 8) + b'not json'))\n"
-        "print(ask(struct.pack('>I', 40) + b'{\"server\": 1, \"tool\": [], \"arguments\": 3}'.ljust(40)))\n"
+        'bad = b\'{"server": 1, "tool": [], "arguments": 3}\'.ljust(40)\n'
+        "print(ask(struct.pack('>I', 40) + bad))\n"
         "print(ask(struct.pack('>I', 4_000_000_000)))\n"
     )
     result = await bridged.run_python(user_id, code)
     lines = result.stdout.splitlines()
     assert len(lines) == 3, result.stderr
     assert all('"ok": false' in line for line in lines)
-    assert "malformed" in lines[0] and "malformed" in lines[1]
+    assert "malformed" in lines[0]
+    assert "malformed" in lines[1]
     assert "over the" in lines[2]
     assert tools.calls == []
     assert (await bridged.run(user_id, "echo still fine")).stdout == "still fine\n"
@@ -209,7 +211,8 @@ async def test_a_call_between_commands_is_turned_away_at_once(bridged, user_id):
     start_thread = (
         "import threading, time\nfrom tools.mcp import echo, McpToolError\nlate = []\n"
         "def later():\n    time.sleep(1)\n"
-        "    try:\n        echo.echo()\n    except McpToolError as e:\n        late.append(str(e))\n"
+        "    try:\n        echo.echo()\n"
+        "    except McpToolError as e:\n        late.append(str(e))\n"
         "threading.Thread(target=later, daemon=True).start()\n"
     )
     await bridged.run_python(user_id, start_thread)
@@ -218,26 +221,26 @@ async def test_a_call_between_commands_is_turned_away_at_once(bridged, user_id):
     assert "no command is running" in result.stdout
 
 
-async def test_the_modules_follow_the_tree_and_survive_a_container_restart(
-    bridged, tools, user_id
-):
+async def test_the_modules_follow_the_tree_and_survive_a_container_restart(bridged, tools, user_id):
     assert "echo.py" in (await bridged.run(user_id, "ls /tools/mcp")).stdout
     tools.version = "2"
     original = tools.tree
     tools.tree = lambda owner: ToolTree("2", {"__init__.py": "", "other.py": "X = 2\n"})
-    listed = await bridged.run(user_id, "ls /tools/mcp")
-    assert "other.py" in listed.stdout and "echo.py" not in listed.stdout
-    tools.tree = original
-    tools.version = "3"
+    listed = (await bridged.run(user_id, "ls /tools/mcp")).stdout.split()
+    assert "other.py" in listed
+    assert "echo.py" not in listed
+    tools.tree = original  # version "2" again, but the container restarts: its tmpfs is empty
     await bridged.stop(user_id)
-    again = await bridged.run(user_id, "ls /tools/mcp; echo tampered > /tools/mcp/echo.py; ls -l /tools")
-    assert "echo.py" in again.stdout
-    assert "mcp" in again.stdout
+    again = await bridged.run(user_id, "ls /tools/mcp")
+    assert "echo.py" in again.stdout.split()
 
 
 async def test_without_the_runner_a_call_says_why_it_cannot_work(make_executor, tools, user_id):
     client = make_executor(tool_bridge=tools, use_runner=False)
-    code = "from tools.mcp import echo, McpToolError\ntry:\n echo.echo()\nexcept McpToolError as e:\n print(e)\n"
+    code = (
+        "from tools.mcp import echo, McpToolError\n"
+        "try:\n echo.echo()\nexcept McpToolError as e:\n print(e)\n"
+    )
     await client.write_file(user_id, "c.py", code)
     result = await client.run(user_id, "python3 c.py")
     assert "resident runner" in result.stdout

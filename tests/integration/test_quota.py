@@ -151,7 +151,7 @@ async def test_a_big_file_is_replaced_in_a_nearly_full_workspace_and_a_failed_up
     new = os.urandom(30 << 20)
     await quota_client.upload_file(user_id, "data.bin", new)
     assert await quota_client.download_file(user_id, "data.bin") == new
-    with pytest.raises(QuotaExceededError, match="Nothing was changed|quota"):
+    with pytest.raises(QuotaExceededError, match=r"Nothing was changed|quota"):
         await quota_client.upload_file(user_id, "data.bin", os.urandom(40 << 20))
     assert await quota_client.download_file(user_id, "data.bin") == new
     listing = await quota_client.run(user_id, "ls -A /workspace; ls -A /tmp | grep -c part || true")
