@@ -115,6 +115,21 @@ VERDICT_WORDS = {
 }
 
 
+def mcp_calls_line(response: dict[str, Any]) -> str:
+    """The MCP calls a step's code made (code mode): `server.tool` 0.12 s ok, ..."""
+    shown = []
+    for call in response.get("mcp_calls") or []:
+        if not isinstance(call, dict):
+            continue
+        mark = "ok" if call.get("ok") else f"error: {_one_line(str(call.get('error', '')), 80)}"
+        seconds = call.get("duration_s")
+        timing = f" {seconds:g} s" if isinstance(seconds, int | float) else ""
+        shown.append(f"`{call.get('call', '?')}`{timing} {mark}")
+    more = response.get("mcp_calls_not_listed")
+    tail = f", and {more} more" if more else ""
+    return "MCP calls: " + ", ".join(shown) + tail
+
+
 def tool_result(response: dict[str, Any]) -> tuple[str, str]:
     """(verdict, markdown) for a finished tool call."""
     outcome = step_outcome(response)  # the same classification the events carry
@@ -133,6 +148,8 @@ def tool_result(response: dict[str, Any]) -> tuple[str, str]:
             parts.append("stderr:\n" + _fence(shorten(response["stderr"])))
         if not response.get("stdout") and not response.get("stderr"):
             parts.append("_(no output)_")
+        if response.get("mcp_calls"):
+            parts.append(mcp_calls_line(response))
         if response.get("note"):
             parts.append(f"_{response['note']}_")
         return verdict, "\n\n".join(parts)

@@ -39,6 +39,11 @@ def _ending_note(result: ExecutionResult, timeout: float, bounds: Bounds) -> str
         )
     if result.stopped:
         return "It was stopped before it finished."
+    if result.flooded:
+        return (
+            "It was stopped for writing too much output. Write big output to a file and read "
+            "parts of it with read_file."
+        )
     if result.exit_code == 137:
         return "It was killed (SIGKILL)."
     return None
@@ -53,10 +58,44 @@ def _state_note(result: ExecutionResult, timeout: float, bounds: Bounds) -> str 
     return None
 
 
+def _egress_note(result: ExecutionResult, timeout: float, bounds: Bounds) -> str | None:
+    refused = result.egress_refused
+    if not refused:
+        return None
+    targets = ", ".join(sorted({f"{r.host}:{r.port} ({r.reason})" for r in refused})[:5])
+    return (
+        f"The sandbox's network proxy refused: {targets}. Only the hosts the app's operator "
+        "allows (EXECUTOR_EGRESS_ALLOW, on the host) can be reached; do not retry them."
+    )
+
+
 _NOTES: tuple[Callable[[ExecutionResult, float, Bounds], str | None], ...] = (
     _ending_note,
     _state_note,
+    _egress_note,
 )
+SHOWN_CALLS = 20  # most MCP calls of one command listed in its result
+
+
+def _calls(result: ExecutionResult) -> dict[str, Any]:
+    """The MCP calls the command's code made (code mode), compactly: the UI lists them under
+    the step, and a client sees which servers its code reached."""
+    if not result.tool_calls:
+        return {}
+    listed = []
+    for call in result.tool_calls[:SHOWN_CALLS]:
+        item: dict[str, Any] = {
+            "call": f"{call.server}.{call.tool}",
+            "ok": call.ok,
+            "duration_s": round(call.duration_s, 3),
+        }
+        if call.error:
+            item["error"] = call.error[:200]
+        listed.append(item)
+    data: dict[str, Any] = {"mcp_calls": listed}
+    if len(result.tool_calls) > SHOWN_CALLS:
+        data["mcp_calls_not_listed"] = len(result.tool_calls) - SHOWN_CALLS
+    return data
 
 
 def _cut_note(stream: str, dropped: int, cut: int) -> str | None:
@@ -88,6 +127,9 @@ def describe_execution(
         "duration_s": round(result.duration_s, 3),
     }
     data.update({name: True for name in _FLAGS if getattr(result, name)})
+    data.update(_calls(result))
+    if result.egress_refused:
+        data["egress_refused"] = sorted({f"{r.host}:{r.port}" for r in result.egress_refused})
     notes = [note(result, timeout, bounds) for note in _NOTES]
     cuts = {
         "stdout": (result.stdout_dropped_bytes, stdout_cut),
