@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections import deque
@@ -48,6 +49,11 @@ def _size(n: int) -> str:
         if n >= 1 << shift and n % (1 << shift) == 0:
             return f"{n >> shift} {unit}"
     return f"{n} bytes"
+
+
+def _words(exc: OSError) -> str:
+    """What went wrong, in the system's words ("Connection refused"), without addresses."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ class _Session:
         self.key = key
         self.connections: set[EgressConnection] = set()
         self.opening = 0
+        self.connecting: set[asyncio.Task] = set()  # connects under way (cancelled at the end)
         self.used = 0  # bytes both ways, all connections, since the session began
         self.closed = False
 
@@ -247,7 +254,7 @@ class EgressConnection:
             try:
                 data = await loop.sock_recv(self._sock, max(want, 1))
             except OSError as exc:
-                self._finish(f"the peer connection failed ({exc.strerror or exc})")
+                self._finish(f"the peer connection failed ({_words(exc)})")
                 return
             if not data:
                 self._on_peer_eof()
@@ -278,7 +285,7 @@ class EgressConnection:
             try:
                 await loop.sock_sendall(self._sock, item)
             except OSError as exc:
-                self._finish(f"the peer stopped reading ({exc.strerror or exc})")
+                self._finish(f"the peer stopped reading ({_words(exc)})")
                 return
             self._buffered -= len(item)
             self.bytes_out += len(item)
@@ -415,28 +422,25 @@ class EgressRelay:
         for address in decision.addresses:
             if session.closed or self._closed:
                 break
-            sock = socket.socket(
-                socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM
-            )
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setblocking(False)
             try:
-                await asyncio.wait_for(
-                    loop.sock_connect(sock, (address, port)), max(deadline - loop.time(), 0)
-                )
-            except TimeoutError:
+                failure = await self._connect(session, sock, address, port, deadline)
+            except BaseException:  # cancelled: the socket must not leak
+                sock.close()
+                raise
+            if failure == "timeout":
                 sock.close()
                 reason = f"{address} did not answer within {timeout:g} s"
                 return self._refuse(key, decision.host, port, address, reason, 504, started, True)
-            except OSError as exc:
-                sock.close()
-                error = f"could not connect to {address} ({exc.strerror or exc})"
-                continue
-            except asyncio.CancelledError:
-                sock.close()
-                raise
-            if session.closed or self._closed:
+            if failure == "cancelled" or session.closed or self._closed:
                 sock.close()
                 break
+            if failure:
+                sock.close()
+                error = f"could not connect to {address} ({failure})"
+                continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = EgressConnection(self, session, decision, address, sock, sink, started)
             session.connections.add(conn)
@@ -449,6 +453,35 @@ class EgressRelay:
             )
         reason = "egress is shutting down" if self._closed else "the session ended"
         return self._refuse(key, decision.host, port, None, reason, 503, started, True)
+
+    async def _connect(
+        self, session: _Session, sock: socket.socket, address: str, port: int, deadline: float
+    ) -> str:
+        """Connect `sock`; "" when connected, else "timeout", "cancelled" (the session or the
+        relay closed meanwhile) or the error's words. The socket is left to the caller, and is
+        safe to close: no loop callback watches it any more when this returns."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(loop.sock_connect(sock, (address, port)))
+        session.connecting.add(task)
+        try:
+            await asyncio.wait({task}, timeout=max(deadline - loop.time(), 0))
+        finally:
+            session.connecting.discard(task)
+            timed_out = not task.done()
+            if timed_out:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await task  # done or cancelled: returns at once, its callbacks have run
+        if timed_out:
+            return "timeout"
+        if task.cancelled():
+            return "cancelled"
+        exc = task.exception()
+        if isinstance(exc, OSError):
+            return _words(exc)
+        if exc is not None:
+            raise exc
+        return ""
 
     def connections(self, key: str) -> int:
         """How many connections the session `key` has open."""
@@ -467,6 +500,8 @@ class EgressRelay:
         if session is None:
             return
         session.closed = True
+        for task in list(session.connecting):
+            task.cancel()
         for conn in list(session.connections):
             conn.close(reason)
 

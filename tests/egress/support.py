@@ -423,40 +423,6 @@ class SilentPeer(TcpPeer):
     threaded = False
 
 
-def mapping_resolver(mapping: Mapping[str, str | Iterable[str]]):
-    """A resolver for `Allowlist.decide`/`EgressRelay` that knows only `mapping` (name ->
-    address or addresses) and fails for every other name, so no test asks a real DNS server.
-    `calls` lists the names it was asked."""
-    calls: list[str] = []
-
-    def resolve(host: str, port: int) -> list[str]:
-        calls.append(host)
-        found = mapping.get(host)
-        if found is None:
-            raise socket.gaierror(socket.EAI_NONAME, f"{host} is not a test name")
-        return [found] if isinstance(found, str) else list(found)
-
-    resolve.calls = calls  # type: ignore[attr-defined]
-    return resolve
-
-
-def pip_environment(**extra: str) -> dict[str, str]:
-    """The environment for running a pip that must ignore this machine's pip configuration
-    (global find-links and local indexes would otherwise answer instead of the test index)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    environ.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        environ.pop(name, None)
-    return environ
-
-
 class FullBacklogPeer:
     """A listener that never accepts and whose backlog is already full, so a new connection
     to it gets no answer at all (the kernel drops its SYNs): a connect timeout, on loopback."""
@@ -477,3 +443,32 @@ class FullBacklogPeer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def mapping_resolver(mapping: Mapping[str, str | Iterable[str]]):
+    """A resolver for `Allowlist.decide`/`EgressRelay` that knows only `mapping` (name ->
+    address or addresses) and fails for every other name, so no test asks a real DNS server.
+    `calls` lists the names it was asked."""
+    calls: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        calls.append(host)
+        found = mapping.get(host)
+        if found is None:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host} is not a test name")
+        return [found] if isinstance(found, str) else list(found)
+
+    resolve.calls = calls  # type: ignore[attr-defined]
+    return resolve
+
+
+def pip_environment(**extra: str) -> dict[str, str]:
+    """The environment for running a pip that must ignore this machine's pip configuration
+    (global find-links and local indexes would otherwise answer instead of the test index),
+    its CA bundle variables (requests lets them override `--cert`) and its proxies."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    environ.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        environ.pop(name, None)
+        environ.pop(name.lower(), None)
+    return environ
