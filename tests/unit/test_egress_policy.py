@@ -11,8 +11,8 @@ import socket
 
 import pytest
 
-from executor.egress import Allowlist, address_problem, classify_host
-from settings import ConfigError, load_settings
+from executor.egress import Allowlist, EgressLimits, address_problem, classify_host
+from settings import ConfigError, ExecutorSettings, load_settings
 
 
 class FakeResolver:
@@ -323,3 +323,19 @@ def test_a_public_literal_outside_the_list_is_refused_by_the_list():
 @pytest.mark.parametrize("port", [0, -1, 65536, "443", True, None])
 def test_bad_ports_are_refused(port):
     assert not Allowlist.parse("pypi.org").decide("pypi.org", port, FakeResolver()).allowed
+
+
+def test_the_settings_feed_the_relay_limits():
+    spec = load_settings(
+        {
+            "EXECUTOR_EGRESS_MAX_CONNECTIONS": "8",
+            "EXECUTOR_EGRESS_MAX_CONNECTION_BYTES": "512m",
+            "EXECUTOR_EGRESS_MAX_SESSION_BYTES": "2g",
+            "EXECUTOR_EGRESS_IDLE_TIMEOUT_S": "5",
+            "EXECUTOR_EGRESS_CONNECT_TIMEOUT_S": "2.5",
+        }
+    ).executor
+    limits = EgressLimits.from_settings(spec)
+    assert (limits.max_connections, limits.connect_timeout_s, limits.idle_timeout_s) == (8, 2.5, 5)
+    assert (limits.max_connection_bytes, limits.max_session_bytes) == (512 << 20, 2 << 30)
+    assert EgressLimits.from_settings(ExecutorSettings()) == EgressLimits()
