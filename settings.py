@@ -116,6 +116,17 @@ class ExecutorSettings:
     k8s_image_pull_policy: str = "IfNotPresent"
     k8s_image_pull_secret: str = ""  # a docker-registry Secret in the namespace, if needed
     k8s_start_timeout_s: float = 120.0  # a pod must be running within this (image pull included)
+    # Controlled egress: sandboxes keep no network; their HTTP(S) proxy asks the host, which
+    # allows the hosts in egress_allow ("host", "host:port", "*.domain", IPv4, "[IPv6]";
+    # without a port 80 and 443; empty = no egress), refuses loopback, private, link-local and
+    # reserved addresses unless an entry names the address itself, and dials the checked one.
+    # Per session: connections at once, bytes per connection and per session (both ways).
+    egress_allow: str = "pypi.org,files.pythonhosted.org"
+    egress_max_connections: int = 32
+    egress_max_connection_bytes: int = 1 << 30
+    egress_max_session_bytes: int = 4 << 30
+    egress_idle_timeout_s: float = 60.0  # a connection with no bytes either way this long ends
+    egress_connect_timeout_s: float = 10.0  # name resolution and TCP connect together
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,7 @@ from . import _hardening, _validate, tools_index
 from ._client_files import WorkspaceFiles
 from .audit import AuditLog, current_tags
 from .bridge.contracts import ToolBridge
-from .bridge.loop import BridgeLoop
-from .bridge.session import BridgeServices
+from .bridge.services import bridge_services
 from .engines import Engine, make_engine
 from .errors import ExecutorError
 from .keys import split_key
@@ -107,13 +106,9 @@ class DockerExecutionClient(WorkspaceFiles):
         self._audit = AuditLog(
             spec.audit_log, max_bytes=spec.audit_max_bytes, backups=spec.audit_backups
         )
-        self._bridge_loop = BridgeLoop()
-        self.services = BridgeServices(
-            loop=self._bridge_loop,
-            audit=self._audit,
-            tools=tool_bridge,
-            call_timeout_s=tool_call_timeout_s,
-        )
+        # Code mode's calls and egress: what sandbox code reaches through its runner.
+        self.services = bridge_services(spec, self._audit, tool_bridge, tool_call_timeout_s)
+        self.egress = self.services.allowlist
         self._manager = SandboxManager(
             engine,
             spec,
@@ -416,7 +411,7 @@ class DockerExecutionClient(WorkspaceFiles):
                 await self._offload(self._manager.remove_all)
             await self._offload(self._manager.close)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._bridge_loop.close()
+        self.services.close()
         if self._owns_engine:
             self.engine.close()
         self._audit.close()

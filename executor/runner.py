@@ -22,8 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from settings import ExecutorSettings
+
 from ._exec import CappedBuffer, OnChunk, Sink
 from .bridge.pipes import PIPE_KINDS, PipeHost, RefusingPipes
+from .egress import Allowlist
 from .engines.base import STDOUT, ChannelClosed, Engine, ExecChannel
 from .sandbox_side import BOOTSTRAP, runner_bundle, source
 from .sandbox_side.protocol import (
@@ -50,9 +53,9 @@ _POLL_S = 0.25
 _CHUNK = 256 * 1024
 
 
-def egress_enabled(spec: Any) -> bool:
-    """Whether runners start their HTTP proxy (EXECUTOR_EGRESS_ALLOW is not empty)."""
-    return bool(str(getattr(spec, "egress_allow", "") or "").strip())
+def egress_enabled(spec: ExecutorSettings) -> bool:
+    """Whether runners start their HTTP proxy (EXECUTOR_EGRESS_ALLOW allows something)."""
+    return Allowlist.parse(spec.egress_allow).enabled
 
 
 class RunnerError(Exception):

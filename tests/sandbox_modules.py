@@ -19,6 +19,6 @@ def load_sandbox_modules(
     for name in names:
         module = types.ModuleType(f"sandbox_{name}")
         monkeypatch.setitem(sys.modules, module.__name__, module)
-        exec(compile(source(name), module.__name__, "exec"), module.__dict__)
+        exec(compile(source(name), module.__name__, "exec", dont_inherit=True), module.__dict__)
         loaded[name] = module
     return loaded

@@ -33,19 +33,12 @@ if TYPE_CHECKING:
     from .session import RequestPipes
 
 _COUNT = struct.Struct(">I")
-SETTING = "EXECUTOR_EGRESS_ALLOW"
 
 
-def refusal(why: str, *, status: int = 403, target: str = "") -> bytes:
-    """The REFUSED payload: an HTTP status, a one-line reason phrase, and a body."""
-    where = f"{target} " if target else ""
-    reason = f"Egress refused: {where}{why}"
-    if SETTING not in reason and status == 403:
-        reason += f" (see {SETTING})"
-    body = f"The sandbox's egress proxy refused {where or 'this connection '}: {why}."
-    if status == 403:
-        body += f" The hosts sandboxes may reach are set on the host by {SETTING}."
-    return json.dumps({"status": status, "reason": reason[:200], "body": body}).encode()
+def refusal(why: str, *, status: int = 403) -> bytes:
+    """The REFUSED payload: an HTTP status and the reason; the runner words the answer (its
+    reason phrase names the host, why, and EXECUTOR_EGRESS_ALLOW for a 403)."""
+    return json.dumps({"status": status, "reason": why[:200]}).encode()
 
 
 class EgressPipe:
@@ -87,10 +80,7 @@ class EgressPipe:
         relay = self._pipes.services.relay
         result = await relay.open(self._pipes.context.key, self.host, self.port, self)
         if not hasattr(result, "send"):  # a Refusal
-            target = f"{self.host}:{self.port}"
-            self._pipes.send(
-                REFUSED, self._pid, refusal(result.reason, status=result.status, target=target)
-            )
+            self._pipes.send(REFUSED, self._pid, refusal(result.reason, status=result.status))
             self._finish(EgressRecord(self.host, self.port, False, result.reason))
             return
         if self._aborted:

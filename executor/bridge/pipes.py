@@ -128,7 +128,7 @@ class RefusingPipes:
             answer = json.dumps({"ok": False, "error": self._why}).encode()
             self._outbox.put(REPLY, pid, answer)
         elif kind == OPEN:
-            body = {"status": 403, "reason": f"Refused: {self._why}", "body": self._why + "."}
+            body = {"status": 403, "reason": self._why}
             self._outbox.put(REFUSED, pid, json.dumps(body).encode())
 
     def outgoing(self) -> list[Frame]:

@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..audit import AuditLog
 from ..results import EgressRecord, ToolCallRecord
 from ..sandbox_side.protocol import (
     CALL,
@@ -34,9 +33,9 @@ from ..sandbox_side.protocol import (
     TO_HOST_PART,
     TO_RUNNER_PART,
 )
-from .contracts import CallContext, CallOutcome, ToolBridge
-from .loop import BridgeLoop
+from .contracts import CallContext, CallOutcome
 from .pipes import Frame, Outbox
+from .services import BridgeServices
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +44,6 @@ NO_SERVERS = (
     "no MCP servers are configured for this app (APP_MCP_SERVERS_FILE names the file that "
     "lists them)"
 )
-
-
-@dataclass
-class BridgeServices:
-    """What every request's pipes share (one per executor)."""
-
-    loop: BridgeLoop
-    audit: AuditLog
-    tools: ToolBridge | None = None
-    relay: Any = None  # an EgressRelay when egress is on (executor/egress/relay.py)
-    call_timeout_s: float = 120.0
 
 
 @dataclass

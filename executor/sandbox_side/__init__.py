@@ -44,6 +44,7 @@ RUNNER_MODULES = (
     "kernel_control",
     "hygiene",
     "http_proxy",
+    "http_answers",
     "pipes",
     "bridge",
     "runner",

@@ -10,7 +10,7 @@ import os
 import selectors
 import socket
 
-import sandbox_http_proxy as http_proxy
+import sandbox_http_answers as answers
 from sandbox_frames import Parts
 from sandbox_pipes import CallPipe, ProxyPipe, answer
 from sandbox_protocol import MAX_PIPES, TO_RUNNER_PART
@@ -71,7 +71,9 @@ class Bridge:
             reply = (
                 answer({"ok": False, "error": why})
                 if calls
-                else http_proxy.response(503, "Sandbox proxy: " + why, why + ".")
+                else answers.response(
+                    503, "Sandbox proxy: " + why, "The sandbox proxy: " + why + "."
+                )
             )
             with contextlib.suppress(OSError):
                 sock.setblocking(False)

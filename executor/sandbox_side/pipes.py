@@ -14,6 +14,7 @@ import selectors
 import socket
 import struct
 
+import sandbox_http_answers as answers
 import sandbox_http_proxy as http_proxy
 from sandbox_frames import send, send_json, send_message
 from sandbox_protocol import (
@@ -219,11 +220,13 @@ class ProxyPipe(Pipe):
         if parsed is None:
             return
         if isinstance(parsed, http_proxy.ProxyError):
-            return self.finish(parsed.response())
+            return self.finish(answers.error_response(parsed))
         self.state, self.reading = "opening", False
-        self.mode = parsed.mode
-        self.up += parsed.upstream  # the rewritten head (plain HTTP) and bytes after the head
-        send_json(OPEN, self.pid, {"mode": parsed.mode, "host": parsed.host, "port": parsed.port})
+        self.tunnel, self.host, self.port = parsed.tunnel, parsed.host, parsed.port
+        # The rewritten head (plain HTTP), then what the client sent after its head.
+        self.up += parsed.head + bytes(self.head[parsed.consumed :])
+        mode = "connect" if parsed.tunnel else "http"
+        send_json(OPEN, self.pid, {"mode": mode, "host": parsed.host, "port": parsed.port})
 
     def push_up(self):
         while self.up and self.credit > 0:
@@ -253,16 +256,16 @@ class ProxyPipe(Pipe):
     def frame(self, kind, payload):
         if kind == OPENED and self.state == "opening":
             self.state = "open"
-            if self.mode == "connect":
-                self.out += b"HTTP/1.1 200 Connection established\r\n\r\n"
+            if self.tunnel:
+                self.out += answers.CONNECTED
             self.push_up()
         elif kind == REFUSED and self.state == "opening":
             try:
                 why = json.loads(payload)
-                answer = http_proxy.response(int(why["status"]), str(why["reason"]), why["body"])
+                status, reason = int(why["status"]), str(why["reason"])
             except (ValueError, KeyError, TypeError):
-                answer = http_proxy.response(403, "Refused by the host", "Refused by the host.")
-            self.finish(answer)
+                status, reason = 403, "refused by the host"
+            self.finish(answers.refusal(status, self.host, self.port, reason))
         elif kind == TO_RUNNER_DATA and self.state == "open":
             self.out += payload
             if len(self.out) > WINDOW + CHUNK:  # the host broke the window: not to be trusted
