@@ -186,6 +186,7 @@ class ProxyPipe(Pipe):
         self.up = bytearray()  # bytes for the host, sent within credit
         self.credit = WINDOW  # bytes we may still send the host
         self.passed = 0  # bytes written to the client not yet credited to the host
+        self.own = 0  # bytes of our own answer (the tunnel's 200) ahead of the host's
         self.client_eof = self.host_eof = False
 
     def readable(self):
@@ -238,8 +239,10 @@ class ProxyPipe(Pipe):
 
     def flush(self):
         sent = super().flush()
-        if sent and self.state == "open":
-            self.passed += sent
+        ours = min(sent, self.own)  # the host is credited only for its own bytes
+        self.own -= ours
+        if sent - ours and self.state == "open":
+            self.passed += sent - ours
             if self.passed >= CHUNK or not self.out:
                 send(TO_HOST_CREDIT, self.pid, COUNT.pack(self.passed))
                 self.passed = 0
@@ -258,6 +261,7 @@ class ProxyPipe(Pipe):
             self.state = "open"
             if self.tunnel:
                 self.out += answers.CONNECTED
+                self.own = len(answers.CONNECTED)
             self.push_up()
         elif kind == REFUSED and self.state == "opening":
             try:
