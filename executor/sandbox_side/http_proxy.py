@@ -238,3 +238,16 @@ def _rewrite(
             lines.append(f"{name}: {value}")
     lines += ["Connection: close", "", ""]
     return "\r\n".join(lines).encode("latin-1")
+
+
+def close_response(head: bytes) -> bytes:
+    """A plain-HTTP response head (through its blank line) made to say `Connection: close`:
+    the proxy carries one request per connection, so a client must not send another on it."""
+    lines = head[: head.find(b"\r\n\r\n")].split(b"\r\n")
+    kept = [lines[0]] + [
+        line
+        for line in lines[1:]
+        if line.split(b":", 1)[0].strip().lower()
+        not in (b"connection", b"keep-alive", b"proxy-connection")
+    ]
+    return b"\r\n".join([*kept, b"Connection: close"]) + b"\r\n\r\n"

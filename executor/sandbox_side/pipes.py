@@ -186,7 +186,8 @@ class ProxyPipe(Pipe):
         self.up = bytearray()  # bytes for the host, sent within credit
         self.credit = WINDOW  # bytes we may still send the host
         self.passed = 0  # bytes written to the client not yet credited to the host
-        self.own = 0  # bytes of our own answer (the tunnel's 200) ahead of the host's
+        self.own = 0  # bytes of our own (the tunnel's 200, a rewritten head) not to credit
+        self.response = None  # plain HTTP: the response head, until it is complete
         self.client_eof = self.host_eof = False
 
     def readable(self):
@@ -224,6 +225,7 @@ class ProxyPipe(Pipe):
             return self.finish(answers.error_response(parsed))
         self.state, self.reading = "opening", False
         self.tunnel, self.host, self.port = parsed.tunnel, parsed.host, parsed.port
+        self.response = None if parsed.tunnel else bytearray()
         # The rewritten head (plain HTTP), then what the client sent after its head.
         self.up += parsed.head + bytes(self.head[parsed.consumed :])
         mode = "connect" if parsed.tunnel else "http"
@@ -249,8 +251,31 @@ class ProxyPipe(Pipe):
             self.maybe_done()
         return sent
 
+    def take_data(self, payload):
+        """Bytes from the peer for the client. Plain HTTP: the response head first says
+        `Connection: close` (one request per proxy connection)."""
+        if self.response is not None:
+            self.response += payload
+            end = self.response.find(b"\r\n\r\n")
+            if end < 0 and len(self.response) <= HEAD_MAX:
+                return
+            head, rest = bytes(self.response[: end + 4]), bytes(self.response[end + 4 :])
+            self.response = None
+            new = http_proxy.close_response(head) if end >= 0 else head
+            if len(new) >= len(head):
+                self.own += len(new) - len(head)
+            else:  # fewer bytes will reach the client than came: credit the difference now
+                send(TO_HOST_CREDIT, self.pid, COUNT.pack(len(head) - len(new)))
+            payload = new + rest
+        self.out += payload
+        if len(self.out) > WINDOW + CHUNK + HEAD_MAX:  # the host broke the window
+            self.abort("the host sent past its window")
+
     def maybe_done(self):
-        if self.client_eof and self.host_eof and not self.out and not self.closed:
+        if self.closed:
+            return
+        done = self.client_eof or not self.tunnel  # plain HTTP: one response, then close
+        if self.host_eof and done and not self.out and self.response is None:
             self.close(notify="done")
         elif self.host_eof and not self.out and not self.closed:
             with contextlib.suppress(OSError):
@@ -271,14 +296,15 @@ class ProxyPipe(Pipe):
                 status, reason = 403, "refused by the host"
             self.finish(answers.refusal(status, self.host, self.port, reason))
         elif kind == TO_RUNNER_DATA and self.state == "open":
-            self.out += payload
-            if len(self.out) > WINDOW + CHUNK:  # the host broke the window: not to be trusted
-                self.abort("the host sent past its window")
+            self.take_data(payload)
         elif kind == TO_RUNNER_CREDIT and len(payload) == COUNT.size:
             self.credit = min(WINDOW, self.credit + COUNT.unpack(payload)[0])
             self.push_up()
         elif kind == TO_RUNNER_EOF:
             self.host_eof = True
+            if self.response is not None:  # it ended inside the head: pass on what came
+                self.out += self.response
+                self.response = None
             self.maybe_done()
         elif kind == TO_RUNNER_CLOSE:
             self.close()
