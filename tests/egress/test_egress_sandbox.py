@@ -80,10 +80,8 @@ async def test_pip_installs_into_the_workspace_and_the_next_command_and_kernel_i
 async def test_a_30_mb_wheel_installs_despite_the_small_home(egress, index, user_id):
     result = await egress.run(user_id, pip(index, "bigpkg"), timeout=180)
     assert result.exit_code == 0, result.stderr[-2000:]
-    size = await egress.run(
-        user_id,
-        "python3 -c 'import bigpkg, os; print(os.path.getsize(bigpkg.__path__[0] + \"/payload.bin\"))'",
-    )
+    check = "import bigpkg, os; print(os.path.getsize(bigpkg.__path__[0] + '/payload.bin'))"
+    size = await egress.run(user_id, f"python3 -c {shlex.quote(check)}")
     assert size.stdout.strip() == str(30 << 20)
 
 
