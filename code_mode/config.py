@@ -128,11 +128,15 @@ def _string(path: Path, where: str, value: Any) -> str:
     return value
 
 
-def _string_map(path: Path, where: str, value: Any) -> dict[str, str]:
+def _string_map(path: Path, where: str, name: str, value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise _fail(path, where, f"must be an object of strings, not {type(value).__name__}")
+        raise _fail(
+            path,
+            f"{where}: field {name!r}",
+            f"must be an object of strings, not {type(value).__name__}",
+        )
     for key, item in value.items():
-        _string(path, f"{where}.{key}", item)
+        _string(path, f"{where}: field '{name}.{key}'", item)
     return dict(value)
 
 
@@ -234,7 +238,7 @@ def _parse_server(
         )
         env = {
             k: expand(v, f"env.{k}")
-            for k, v in _string_map(path, f"{where}: field 'env'", raw.get("env", {})).items()
+            for k, v in _string_map(path, where, "env", raw.get("env", {})).items()
         }
         if raw.get("cwd") is not None:
             cwd = _string(path, f"{where}: field 'cwd'", raw["cwd"])
@@ -245,9 +249,7 @@ def _parse_server(
         url = expand(_string(path, f"{where}: field 'url'", raw["url"]), "url")
         headers = {
             k: expand(v, f"headers.{k}")
-            for k, v in _string_map(
-                path, f"{where}: field 'headers'", raw.get("headers", {})
-            ).items()
+            for k, v in _string_map(path, where, "headers", raw.get("headers", {})).items()
         }
         for key in ("command", "args", "env", "cwd"):
             if key in raw:

@@ -80,8 +80,8 @@ def _clean(text: str, limit: int = _MAX_TEXT) -> str:
 def _doc_literal(text: str, indent: str) -> str:
     """`text` as a triple-quoted docstring, indented, that compiles whatever the text holds."""
     text = text.replace("\\", "\\\\")
-    if '""' in text or text.endswith('"'):
-        text = text.replace('"', '\\"')
+    # only runs of three quotes, and quotes right before the closing ones, would end the string
+    text = re.sub(r'"{3,}|"+$', lambda m: '\\"' * len(m.group()), text)
     lines = text.split("\n")
     body = "\n".join((indent + line) if line.strip() else "" for line in lines[1:])
     head = lines[0]
