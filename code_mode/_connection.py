@@ -2,9 +2,11 @@
 
 Lifecycle: `not started` -> `starting` -> `ready` -> (`stopped` when idle or at shutdown |
 `failed` when it could not start, its process died or its connection broke). The next call
-after `stopped` or `failed` starts it again. One keeper task owns the session (anyio scopes
-must be entered and left in one task); calls run in their callers' tasks, multiplexed by the
-SDK's dispatcher over that one session.
+after `stopped` or `failed` starts it again. Each start is a `_Session` owned by one keeper task
+(anyio scopes must be entered and left in one task); calls run in their callers' tasks,
+multiplexed by the SDK's dispatcher over that one session. A session that is lost is dropped at
+once (the next call starts a new one) and wound down in the background; only the current
+session may change what reports show.
 
 A call that times out leaves the server in doubt: a short tools/list probe follows, and a
 server that does not answer it is restarted rather than left wedged for the next caller.
@@ -17,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -31,6 +34,7 @@ from ._stdio import TOO_LARGE_CODE, StdioParams, StdioTransport
 from .catalog import ServerListing, ToolSpec
 from .config import ServerConfig
 from .errors import ServerUnavailableError, ToolCallError
+from .results import too_large
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,19 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+@dataclass(eq=False)
+class _Session:
+    """One start of the server: its keeper task, client, transport and fate."""
+
+    ready: asyncio.Future[Client]
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    keeper: asyncio.Task[None] | None = None
+    client: Client | None = None
+    transport: StdioTransport | None = None
+    lost_reason: str = ""
+    ready_at: float = 0.0
+
+
 class ServerConnection:
     """The session to one server; every coroutine here runs on the hub's loop."""
 
@@ -71,14 +88,17 @@ class ServerConnection:
         *,
         redact: Callable[[str], str],
         on_listing: Callable[[ServerListing], None],
-        max_message_bytes: int,
+        result_limit: int,
         start_timeout_s: float,
         call_timeout_s: float,
     ) -> None:
         self.config = config
         self.redact = redact
         self.on_listing = on_listing
-        self.max_message_bytes = max_message_bytes
+        self.result_limit = result_limit
+        # fastmcp sends a structured result twice (text and structuredContent): one message may
+        # be twice a result; longer ones are dropped unread.
+        self.max_message_bytes = 2 * result_limit + (1 << 20)
         self.start_timeout_s = start_timeout_s
         self.call_timeout_s = call_timeout_s
         # what reports show
@@ -86,22 +106,29 @@ class ServerConnection:
         self.last_error = ""
         self.last_used: float | None = None
         self.tool_count: int | None = None
-        self.pid: int | None = None
         self.starts = 0
         self.in_flight = 0
-        # the session
-        self._client: Client | None = None
-        self._transport: StdioTransport | None = None
-        self._keeper: asyncio.Task[None] | None = None
-        self._ready: asyncio.Future[Client] | None = None
-        self._wake: asyncio.Event | None = None
-        self._lost_reason = ""
+        self._session: _Session | None = None
+        self._winding_down: set[asyncio.Task[None]] = set()
         self._probing = False
-        self._ready_at = 0.0
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def pid(self) -> int | None:
+        session = self._session
+        if session is None or session.transport is None or self.state != "ready":
+            return None
+        return session.transport.pid
+
+    @property
+    def _transport(self) -> StdioTransport | None:
+        return self._session.transport if self._session else None
+
+    def _current(self, session: _Session) -> bool:
+        return self._session is session
 
     # -- starting ------------------------------------------------------------------------------
     async def ensure(self) -> Client:
@@ -110,49 +137,55 @@ class ServerConnection:
         Raises:
             ServerUnavailableError: it could not be started within start_timeout_s.
         """
-        if self._client is not None and self.state == "ready":
-            return self._client
-        if self._ready is None or self._ready.done():
-            loop = asyncio.get_running_loop()
-            self._ready = loop.create_future()
-            self._wake = asyncio.Event()
-            self._lost_reason = ""
+        session = self._session
+        if session is not None and session.client is not None and self.state == "ready":
+            return session.client
+        if session is None or session.ready.done():
+            session = _Session(ready=asyncio.get_running_loop().create_future())
+            self._session = session
             self.state = "starting"
             self.starts += 1
-            self._keeper = asyncio.create_task(self._keep(self._ready, self._wake))
-        ready = self._ready
+            session.keeper = asyncio.create_task(self._keep(session))
         try:
             async with asyncio.timeout(self.start_timeout_s):
-                return await asyncio.shield(ready)
+                return await asyncio.shield(session.ready)
         except TimeoutError:
-            if not ready.done():
-                reason = f"it did not answer within {self.start_timeout_s:g} s of starting"
-                await self._give_up(reason)
-                raise ServerUnavailableError(self._unavailable(reason)) from None
-            return await ready  # finished just now
+            if session.ready.done():
+                return await session.ready  # finished just now
+            reason = f"it did not answer within {self.start_timeout_s:g} s of starting"
+            self._drop(session, reason)
+            raise ServerUnavailableError(self._unavailable(reason)) from None
 
     def _unavailable(self, reason: str) -> str:
         return self.redact(f"MCP server {self.name!r} could not be started: {reason}")
 
-    async def _give_up(self, reason: str) -> None:
-        self.state, self.last_error = "failed", self.redact(reason)
-        _fail(self._ready, ServerUnavailableError(self._unavailable(reason)))
-        if self._keeper is not None:
-            self._keeper.cancel()
-            await asyncio.wait([self._keeper])
+    def _drop(self, session: _Session, reason: str, state: str = "failed") -> None:
+        """Let go of a session now (the next call starts anew); it winds down in the background."""
+        session.lost_reason = session.lost_reason or reason
+        _fail(session.ready, ServerUnavailableError(self._unavailable(reason)))
+        if self._current(session):
+            self.state = state
+            if state == "failed":
+                self.last_error = self.redact(reason)
+        session.client = None
+        if session.keeper is not None and not session.keeper.done():
+            if not session.ready.done() or session.ready.exception() is not None:
+                session.keeper.cancel()  # still starting: nothing to wind down politely
+            session.wake.set()
+            self._winding_down.add(session.keeper)
+            session.keeper.add_done_callback(self._winding_down.discard)
 
-    def _open(self) -> tuple[Any, contextlib.AsyncExitStack]:
+    def _open(self, session: _Session) -> tuple[Any, contextlib.AsyncExitStack]:
         stack = contextlib.AsyncExitStack()
-        self._transport = None
         if self.config.transport == "stdio":
-            self._transport = StdioTransport(
+            session.transport = StdioTransport(
                 StdioParams(
                     self.config.command, self.config.args, dict(self.config.env), self.config.cwd
                 ),
                 max_message_bytes=self.max_message_bytes,
                 label=self.name,
             )
-            return self._transport, stack
+            return session.transport, stack
         http = create_mcp_http_client(
             headers=dict(self.config.headers),
             timeout=httpx2.Timeout(30.0, read=self.call_timeout_s + 30.0),
@@ -163,9 +196,9 @@ class ServerConnection:
         )
         return transport, stack
 
-    async def _keep(self, ready: asyncio.Future[Client], wake: asyncio.Event) -> None:
-        """Own the session from start to stop (the keeper task)."""
-        transport, stack = self._open()
+    async def _keep(self, session: _Session) -> None:
+        """Own one session from start to stop (the keeper task)."""
+        transport, stack = self._open(session)
         try:
             async with stack:
                 client = Client(
@@ -176,54 +209,49 @@ class ServerConnection:
                     message_handler=self._on_message,
                 )
                 async with client:
-                    self.pid = self._transport.pid if self._transport else None
                     listing = await self._list(client)
-                    self._client = client
+                    if not self._current(session) or session.ready.done():
+                        return  # given up on meanwhile
+                    session.client = client
+                    session.ready_at = time.time()
                     self.state, self.last_error = "ready", ""
-                    self._ready_at = time.time()
-                    if not ready.done():
-                        ready.set_result(client)
+                    self.tool_count = len(listing.tools)
+                    session.ready.set_result(client)
                     logger.info(
                         "MCP server %s ready (%s, %d tools%s)",
                         self.name,
                         self.config.transport,
                         len(listing.tools),
-                        f", pid {self.pid}" if self.pid else "",
+                        f", pid {session.transport.pid}" if session.transport else "",
                     )
                     self.on_listing(listing)
-                    await self._wait(wake)
-                    self._client = None
-        except asyncio.CancelledError:
-            self._client = None
-            raise
+                    await self._wait(session)
+                    session.client = None
         except Exception as exc:  # any failure of a third-party server ends only its session
-            reason = self._failure(exc)
-            self.state, self.last_error = "failed", reason
+            reason = self._failure(session, exc)
             logger.warning("MCP server %s failed: %s", self.name, reason, exc_info=True)
-            _fail(ready, ServerUnavailableError(self._unavailable(reason)))
+            self._drop(session, reason)
         finally:
-            self._client = None
-            self.pid = None
-            _fail(ready, ServerUnavailableError(self._unavailable("it stopped")))
-        if self._lost_reason:
-            self.state, self.last_error = "failed", self.redact(self._lost_reason)
-            logger.warning("MCP server %s lost: %s", self.name, self.last_error)
+            session.client = None
+            _fail(session.ready, ServerUnavailableError(self._unavailable("it stopped")))
 
-    async def _wait(self, wake: asyncio.Event) -> None:
-        """Until stop() or the server is lost (its process exits)."""
-        waits = [asyncio.ensure_future(wake.wait())]
-        if self._transport is not None:
-            waits.append(asyncio.ensure_future(self._transport.exited.wait()))
+    async def _wait(self, session: _Session) -> None:
+        """Until the session is let go of, or the server is lost (its process exits)."""
+        waits = [asyncio.ensure_future(session.wake.wait())]
+        if session.transport is not None:
+            waits.append(asyncio.ensure_future(session.transport.exited.wait()))
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waits:
                 waiter.cancel()
-        if self._transport is not None and self._transport.exited.is_set() and not wake.is_set():
-            self._lost_reason = self._lost_reason or self._exit_reason()
+        if not session.wake.is_set():  # the process went away by itself
+            reason = self._exit_reason(session)
+            logger.warning("MCP server %s lost: %s", self.name, self.redact(reason))
+            self._drop(session, reason)
 
-    def _exit_reason(self) -> str:
-        transport = self._transport
+    def _exit_reason(self, session: _Session) -> str:
+        transport = session.transport
         if transport is None:
             return "the connection was lost"
         if transport.oversized:
@@ -236,12 +264,13 @@ class ServerConnection:
         reason = "its process exited" + (f" (exit code {code})" if code is not None else "")
         return reason + (f"; stderr: {tail}" if tail else "")
 
-    def _failure(self, exc: BaseException) -> str:
+    def _failure(self, session: _Session, exc: BaseException) -> str:
         reason = _describe(exc)
-        if self._transport is not None:
-            tail = self._transport.stderr_tail(3)
-            if self._transport.returncode is not None:
-                reason = f"its process exited (exit code {self._transport.returncode}); {reason}"
+        transport = session.transport
+        if transport is not None:
+            tail = transport.stderr_tail(3)
+            if transport.returncode is not None:
+                reason = f"its process exited (exit code {transport.returncode}); {reason}"
             if tail:
                 reason += f"; stderr: {tail}"
         return self.redact(reason)
@@ -265,7 +294,6 @@ class ServerConnection:
             if not cursor:
                 break
         info = client.server_info
-        self.tool_count = len(tools)
         return ServerListing(
             server=self.name,
             fingerprint=self.config.fingerprint,
@@ -282,13 +310,17 @@ class ServerConnection:
             logger.debug("MCP server %s: transport error %s", self.name, _describe(message))
 
     async def _relist(self) -> None:
-        client = self._client
+        session = self._session
+        client = session.client if session else None
         if client is None:
             return
         try:
-            self.on_listing(await self._list(client))
+            listing = await self._list(client)
         except (MCPError, *_LOST) as exc:
             logger.info("MCP server %s: could not list its changed tools: %s", self.name, exc)
+            return
+        self.tool_count = len(listing.tools)
+        self.on_listing(listing)
 
     # -- calling -------------------------------------------------------------------------------
     async def call(self, tool: str, arguments: dict[str, Any], timeout_s: float) -> Any:
@@ -299,85 +331,83 @@ class ServerConnection:
             ToolCallError: the call failed (timed out, server lost, protocol error).
         """
         client = await self.ensure()
-        transport = self._transport
+        session = self._session
+        assert session is not None
         self.in_flight += 1
         self.last_used = time.time()
         try:
             return await client.call_tool(tool, arguments, read_timeout_seconds=timeout_s)
         except MCPError as exc:
             if exc.code == types.REQUEST_TIMEOUT:
-                self._probe_soon(client)
+                self._probe_soon(session, client)
                 raise ToolCallError(
                     f"{self.name}.{tool} did not answer within {timeout_s:g} s "
                     "(APP_MCP_CALL_TIMEOUT_S); it was cancelled"
                 ) from None
             if exc.code == types.CONNECTION_CLOSED:
-                raise ToolCallError(await self._lost_during_call(tool, transport)) from None
+                raise ToolCallError(await self._lost_during_call(session, tool)) from None
             if exc.code == TOO_LARGE_CODE:
+                size = (exc.error.data or {}).get("size", 0)
                 raise ToolCallError(
-                    self.redact(f"{self.name}.{tool}: {exc.error.message}")
+                    too_large(f"{self.name}.{tool}", size, self.result_limit)
+                    + "; it was dropped unread"
                 ) from None
             raise ToolCallError(
                 self.redact(f"{self.name}.{tool} was refused by the server: {exc.error.message}")
             ) from None
         except _LOST as exc:
-            self._mark_lost(f"the connection broke during a call ({_describe(exc)})")
-            raise ToolCallError(await self._lost_during_call(tool, transport)) from None
+            self._drop(session, f"the connection broke during a call ({_describe(exc)})")
+            raise ToolCallError(await self._lost_during_call(session, tool)) from None
         except RuntimeError as exc:  # the SDK's checks of a result (e.g. its output schema)
             raise ToolCallError(self.redact(f"{self.name}.{tool}: {exc}")) from None
         finally:
             self.in_flight -= 1
             self.last_used = time.time()
 
-    async def _lost_during_call(self, tool: str, transport: StdioTransport | None) -> str:
-        if transport is not None:  # let the process's exit be seen, for its code
-            await transport.wait_exit(1.0)
-            if transport.oversized:
-                return self.redact(
-                    f"{self.name}.{tool}: the server's answer was {transport.oversized[-1]:,} "
-                    f"bytes, over the limit of {self.max_message_bytes:,}; the connection was "
-                    "reset and the server is started again on the next call"
-                )
-            code = transport.returncode
-            ended = f"exited (exit code {code})" if code is not None else "closed its output"
+    async def _lost_during_call(self, session: _Session, tool: str) -> str:
+        transport = session.transport
+        if transport is None:
+            self._drop(session, "the connection was lost during a call")
             return (
-                f"MCP server {self.name!r} {ended} during the call to {tool}; it is started "
-                "again on the next call"
+                f"the connection to MCP server {self.name!r} was lost during the call to {tool}; "
+                "it is opened again on the next call"
             )
-        self._mark_lost("the connection was lost during a call")
+        await transport.wait_exit(1.0)  # let the process's exit be seen, for its code
+        self._drop(session, self._exit_reason(session))
+        if transport.oversized:
+            return (
+                too_large(f"{self.name}.{tool}", transport.oversized[-1], self.result_limit)
+                + "; the connection was reset and the server is started again on the next call"
+            )
+        code = transport.returncode
+        ended = f"exited (exit code {code})" if code is not None else "closed its output"
         return (
-            f"the connection to MCP server {self.name!r} was lost during the call to {tool}; it "
-            "is opened again on the next call"
+            f"MCP server {self.name!r} {ended} during the call to {tool}; it is started again "
+            "on the next call"
         )
 
-    def _mark_lost(self, reason: str) -> None:
-        self._lost_reason = reason
-        if self._wake is not None:
-            self._wake.set()
-        self.state = "failed"
-        self.last_error = self.redact(reason)
-
-    def _probe_soon(self, client: Client) -> None:
+    def _probe_soon(self, session: _Session, client: Client) -> None:
         if self._probing:
             return
         self._probing = True
-        asyncio.get_running_loop().create_task(self._probe(client))
+        asyncio.get_running_loop().create_task(self._probe(session, client))
 
-    async def _probe(self, client: Client) -> None:
+    async def _probe(self, session: _Session, client: Client) -> None:
         """After a timed-out call: a server that cannot answer tools/list is restarted."""
         try:
             with anyio.fail_after(_PROBE_TIMEOUT_S):
                 await client.list_tools()
         except (TimeoutError, MCPError, *_LOST) as exc:
-            if self._client is client:
+            if session.client is client:
                 logger.warning(
                     "MCP server %s did not answer after a call timed out (%s): restarting it",
                     self.name,
                     _describe(exc),
                 )
-                self._mark_lost(
+                self._drop(
+                    session,
                     "it stopped answering (a call timed out, then tools/list did too); "
-                    "restarted on the next call"
+                    "restarted on the next call",
                 )
         finally:
             self._probing = False
@@ -386,25 +416,23 @@ class ServerConnection:
     def idle_since(self) -> float | None:
         """Since when a ready server has had nothing to do (its last call's end, or its start);
         None while it is busy or not running."""
-        if self.state != "ready" or self.in_flight:
+        session = self._session
+        if session is None or self.state != "ready" or self.in_flight:
             return None
-        return max(self.last_used or 0.0, self._ready_at)
+        return max(self.last_used or 0.0, session.ready_at)
 
     async def stop(self, reason: str = "stopped") -> None:
-        """End the session (and the process); the next call starts it again."""
-        keeper = self._keeper
-        if keeper is None or keeper.done():
-            if self.state in {"ready", "starting"}:
-                self.state = "stopped"
-            return
-        _fail(self._ready, ServerUnavailableError(self._unavailable(reason)))
-        if self.state == "starting":
-            keeper.cancel()
-        if self._wake is not None:
-            self._wake.set()
-        _done, pending = await asyncio.wait([keeper], timeout=_STOP_TIMEOUT_S)
-        if pending:
-            keeper.cancel()
-            await asyncio.wait([keeper])
-        self.state = "stopped"
-        logger.info("MCP server %s stopped (%s)", self.name, reason)
+        """End the session (and the process) and wait for it; the next call starts anew."""
+        session = self._session
+        if session is not None and session.keeper is not None and not session.keeper.done():
+            self._drop(session, reason, state="stopped")
+            logger.info("MCP server %s stopping (%s)", self.name, reason)
+        elif self.state in {"ready", "starting"}:
+            self.state = "stopped"
+        keepers = list(self._winding_down)
+        if keepers:
+            _done, pending = await asyncio.wait(keepers, timeout=_STOP_TIMEOUT_S)
+            for keeper in pending:
+                keeper.cancel()
+            if pending:
+                await asyncio.wait(pending)

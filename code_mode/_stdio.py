@@ -18,6 +18,7 @@ close stdin, wait, SIGTERM the process group, SIGKILL) adds:
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import re
@@ -150,6 +151,9 @@ class StdioTransport:
     async def _deliver(self, line: bytes, writer: Any) -> None:
         if not line.strip():
             return
+        if b'"notifications/' in line[:512] and _droppable(line):
+            self.dropped_notifications += 1
+            return
         try:
             message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
         except ValueError as exc:
@@ -175,7 +179,9 @@ class StdioTransport:
         raw_id = found.group(1)
         request_id: int | str = int(raw_id) if raw_id[:1] != b'"' else raw_id[1:-1].decode()
         error = types.JSONRPCError(
-            jsonrpc="2.0", id=request_id, error=types.ErrorData(code=TOO_LARGE_CODE, message=text)
+            jsonrpc="2.0",
+            id=request_id,
+            error=types.ErrorData(code=TOO_LARGE_CODE, message=text, data={"size": size}),
         )
         await writer.send(SessionMessage(error))
 
@@ -253,6 +259,16 @@ class StdioTransport:
                     await stream.aclose()
         with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             await process.aclose()
+
+
+def _droppable(line: bytes) -> bool:
+    """A progress or log notification (checked with the plain JSON parser: cheaper than the
+    SDK's validation, which a flood would otherwise pay per line)."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and "id" not in message and message.get("method") in _DROPPED
 
 
 async def _exited(process: anyio.abc.Process, timeout: float) -> bool:

@@ -41,9 +41,6 @@ from .stubs import FunctionStub, ServerView, module_names, render_tree, tree_ver
 logger = logging.getLogger(__name__)
 
 MAX_ARGUMENT_BYTES = 4 << 20
-# One message from a server may be larger than one result: fastmcp sends a structured result
-# twice (as text and as structuredContent). Longer messages are dropped unread.
-_MESSAGE_FACTOR = 2
 
 
 @dataclass
@@ -94,7 +91,7 @@ class McpHub:
                 s,
                 redact=self.redact,
                 on_listing=self._listed,
-                max_message_bytes=max_result_bytes * _MESSAGE_FACTOR + (1 << 20),
+                result_limit=max_result_bytes,
                 start_timeout_s=start_timeout_s,
                 call_timeout_s=call_timeout_s,
             )

@@ -24,7 +24,9 @@ def test_a_pasted_claude_desktop_block_parses_as_stdio():
     (server,) = cfg.servers
     assert (server.name, server.transport, server.command) == ("time", "stdio", "uvx")
     assert server.args == ("mcp-server-time", "--local-timezone=UTC")
-    assert server.usable and server.users is None and server.allows("anyone")
+    assert server.usable
+    assert server.users is None
+    assert server.allows("anyone")
 
 
 def test_http_servers_with_and_without_type():
@@ -77,7 +79,8 @@ def test_an_undefined_variable_misconfigures_only_its_server():
     broken, fine = cfg.servers
     assert "${NOPE} in headers.Authorization is not set" in broken.problem
     assert not broken.usable
-    assert fine.usable and not fine.problem
+    assert fine.usable
+    assert not fine.problem
 
 
 def test_users_limit_a_server_and_disabled_hides_it():
@@ -88,7 +91,8 @@ def test_users_limit_a_server_and_disabled_hides_it():
         }
     )
     mine, off = cfg.servers
-    assert mine.allows("alice") and not mine.allows("bob")
+    assert mine.allows("alice")
+    assert not mine.allows("bob")
     assert not off.allows("alice")
 
 

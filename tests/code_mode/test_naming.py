@@ -37,7 +37,8 @@ pytestmark = pytest.mark.code_mode
 def test_function_names(name, expected):
     result = python_name(name, "function")
     assert result == expected
-    assert result.isidentifier() and not keyword.iskeyword(result)
+    assert result.isidentifier()
+    assert not keyword.iskeyword(result)
 
 
 def test_the_prefix_for_a_leading_digit_names_the_kind():

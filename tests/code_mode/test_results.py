@@ -72,11 +72,14 @@ def test_no_content_is_none():
 def test_is_error_is_a_failed_outcome_with_the_servers_message():
     result = types.CallToolResult(content=[text("quota exceeded")], is_error=True)
     answer = outcome(result, None, "s.t")
-    assert not answer.ok and answer.error == "quota exceeded"
+    assert not answer.ok
+    assert answer.error == "quota exceeded"
 
 
 def test_a_result_over_the_limit_is_refused_with_its_size_and_the_limit():
     result = types.CallToolResult(content=[text("x" * 2000)])
     answer = outcome(result, None, "docs.get", limit=1000)
-    assert not answer.ok and answer.value is None
-    assert "2,002 bytes" in answer.error and "1,000 bytes" in answer.error
+    assert not answer.ok
+    assert answer.value is None
+    assert "2,002 bytes" in answer.error
+    assert "1,000 bytes" in answer.error

@@ -136,7 +136,8 @@ def test_stubs_send_the_original_names_and_only_given_arguments(tree, tmp_path):
     signature, names = done.stdout.splitlines()
     assert signature == (
         "(document_id: str, class_: Literal['a', 'b'] = <server default>, "
-        "max_bytes: int = <server default>, filter_: Any = <server default>) -> dict[str, typing.Any]"
+        "max_bytes: int = <server default>, filter_: Any = <server default>) "
+        "-> dict[str, typing.Any]"
     )
     assert names == "['get_document_2', 'get_document', 'list_files']"
 
@@ -162,7 +163,8 @@ def test_unknown_modules_and_unavailable_servers_fail_clearly(tree, tmp_path):
     assert done.returncode == 0, done.stderr
     listed, imported, called = done.stdout.splitlines()
     assert listed == "['McpToolError', 'google_drive', 'github']"
-    assert "no server module 'dropbox'" in imported and "google_drive, github" in imported
+    assert "no server module 'dropbox'" in imported
+    assert "google_drive, github" in imported
     assert called == "call: MCP server 'github' is unavailable: its process exited (exit code 1)"
 
 
