@@ -77,6 +77,7 @@ class _Session:
     transport: StdioTransport | None = None
     lost_reason: str = ""
     ready_at: float = 0.0
+    http_error: str = ""  # the last HTTP error status an http server answered with
 
 
 class ServerConnection:
@@ -191,6 +192,12 @@ class ServerConnection:
             timeout=httpx2.Timeout(30.0, read=self.call_timeout_s + 30.0),
         )
         stack.push_async_callback(http.aclose)
+
+        async def remember(response: httpx2.Response) -> None:
+            if response.status_code >= 400:
+                session.http_error = f"HTTP {response.status_code} {response.reason_phrase}"
+
+        http.event_hooks["response"].append(remember)
         transport = streamable_http_client(
             self.config.url, http_client=http, max_sse_event_size=self.max_message_bytes
         )
@@ -266,6 +273,10 @@ class ServerConnection:
 
     def _failure(self, session: _Session, exc: BaseException) -> str:
         reason = _describe(exc)
+        if session.http_error:
+            reason = f"the server answered {session.http_error} ({reason})"
+            if session.http_error.split()[1] in {"401", "403"}:
+                reason += "; check the headers (e.g. the token) in the servers file"
         transport = session.transport
         if transport is not None:
             tail = transport.stderr_tail(3)
@@ -335,6 +346,7 @@ class ServerConnection:
         assert session is not None
         self.in_flight += 1
         self.last_used = time.time()
+        session.http_error = ""
         try:
             return await client.call_tool(tool, arguments, read_timeout_seconds=timeout_s)
         except MCPError as exc:
@@ -352,8 +364,11 @@ class ServerConnection:
                     too_large(f"{self.name}.{tool}", size, self.result_limit)
                     + "; it was dropped unread"
                 ) from None
+            status = f" ({session.http_error})" if session.http_error else ""
             raise ToolCallError(
-                self.redact(f"{self.name}.{tool} was refused by the server: {exc.error.message}")
+                self.redact(
+                    f"{self.name}.{tool} was refused by the server{status}: {exc.error.message}"
+                )
             ) from None
         except _LOST as exc:
             self._drop(session, f"the connection broke during a call ({_describe(exc)})")
