@@ -13,15 +13,23 @@ until it is first needed.
 """
 
 from .catalog import Catalog, ServerListing, ToolSpec
-from .config import ServerConfig, ServersConfig, is_own_endpoint, load_servers, parse_servers
+from .config import (
+    ServerConfig,
+    ServersConfig,
+    is_own_endpoint,
+    load_servers,
+    own_urls,
+    parse_servers,
+)
 from .errors import CodeModeError, McpConfigError, ServerUnavailableError, ToolCallError
-from .hub import MAX_ARGUMENT_BYTES, McpHub
+from .hub import CATALOG_FILE, MAX_ARGUMENT_BYTES, McpHub
 from .index import McpToolIndex
 from .naming import assign_names, python_name
 from .report import ServerStatus, doctor_checks, status_line, statuses
 from .results import MAX_RESULT_BYTES
 
 __all__ = [
+    "CATALOG_FILE",
     "MAX_ARGUMENT_BYTES",
     "MAX_RESULT_BYTES",
     "Catalog",
@@ -40,6 +48,7 @@ __all__ = [
     "doctor_checks",
     "is_own_endpoint",
     "load_servers",
+    "own_urls",
     "parse_servers",
     "python_name",
     "status_line",

@@ -185,6 +185,7 @@ class ServerConnection:
                 ),
                 max_message_bytes=self.max_message_bytes,
                 label=self.name,
+                redact=self.redact,
             )
             return session.transport, stack
         http = create_mcp_http_client(
@@ -234,9 +235,9 @@ class ServerConnection:
                     self.on_listing(listing)
                     await self._wait(session)
                     session.client = None
-        except Exception as exc:  # any failure of a third-party server ends only its session
-            reason = self._failure(session, exc)
-            logger.warning("MCP server %s failed: %s", self.name, reason, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - a third-party server's failure ends only its session
+            reason = self._failure(session, exc)  # redacted: no traceback, it may hold a secret
+            logger.warning("MCP server %s failed: %s", self.name, reason)
             self._drop(session, reason)
         finally:
             session.client = None

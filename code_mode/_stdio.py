@@ -8,7 +8,7 @@ close stdin, wait, SIGTERM the process group, SIGKILL) adds:
   request it answered fails with an error giving its size and the limit (the id is read from the
   line's first or last bytes, where JSON-RPC writers put it; without an id the connection is
   ended, which fails what was pending);
-- stderr into a bounded tail (and the log at DEBUG), never into results;
+- stderr into a bounded tail (and the log at DEBUG), redacted, never into results;
 - progress and log notifications dropped as they arrive (nothing here shows them), so a server
   that floods them costs a parse per line and no memory;
 - `exited`: set when the server's stdout ends (it died or closed it), so the hub notices a crash
@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -66,10 +66,12 @@ class StdioTransport:
         max_message_bytes: int,
         stderr_lines: int = 40,
         label: str = "",
+        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self.params = params
         self.max_message_bytes = max_message_bytes
         self.label = label or params.command
+        self.redact = redact
         self.process: anyio.abc.Process | None = None
         self.exited = anyio.Event()
         self.dropped_notifications = 0
@@ -235,7 +237,7 @@ class StdioTransport:
                     lines.append(pending[:4096])
                     pending = b""
                 for raw in lines:
-                    line = raw.decode("utf-8", "replace").rstrip()[:500]
+                    line = self.redact(raw.decode("utf-8", "replace").rstrip())[:500]
                     if line:
                         self._stderr.append(line)
                         logger.debug("MCP server %s stderr: %s", self.label, line)

@@ -162,6 +162,16 @@ def is_own_endpoint(url: str, own_urls: Iterable[str]) -> bool:
     return False
 
 
+def own_urls(host: str, port: int, public_url: str = "") -> list[str]:
+    """This app's own MCP endpoint as its servers file might name it: `/mcp/` at APP_HOST:APP_PORT
+    (any loopback spelling counts the same) and at APP_PUBLIC_URL."""
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host or "127.0.0.1"
+    urls = [f"http://{shown}:{port}/mcp/"]
+    if public_url:
+        urls.append(public_url.rstrip("/") + "/mcp/")
+    return urls
+
+
 def _secret_values(values: Iterable[str]) -> list[str]:
     found: list[str] = []
     for value in values:
@@ -272,7 +282,7 @@ def _parse_server(
     secrets = _secret_values([*env.values(), *headers.values(), *expand.expanded])
     fingerprint = hashlib.sha256(
         json.dumps(
-            {"raw": raw, "command": command, "args": args, "url": url, "cwd": cwd},
+            {"name": name, "raw": raw, "command": command, "args": args, "url": url, "cwd": cwd},
             sort_keys=True,
             default=str,
         ).encode()

@@ -31,9 +31,10 @@ from executor.bridge import CallContext, CallOutcome, ToolTree
 
 from . import report, results
 from ._connection import ServerConnection
-from ._redact import Redactor
+from ._redact import RedactingFilter, Redactor
 from .catalog import Catalog, ServerListing
 from .config import ServerConfig, ServersConfig, load_servers
+from .config import own_urls as default_own_urls
 from .errors import CodeModeError, ServerUnavailableError, ToolCallError
 from .report import ServerStatus
 from .stubs import FunctionStub, ServerView, module_names, render_tree, tree_version
@@ -41,6 +42,7 @@ from .stubs import FunctionStub, ServerView, module_names, render_tree, tree_ver
 logger = logging.getLogger(__name__)
 
 MAX_ARGUMENT_BYTES = 4 << 20
+CATALOG_FILE = "mcp_catalog.json"  # in APP_DATA_DIR
 
 
 @dataclass
@@ -85,6 +87,7 @@ class McpHub:
         self.retry_failed_s = retry_failed_s
         self.max_result_bytes = max_result_bytes
         self.redact = Redactor(config.secrets())
+        self._log_filter = RedactingFilter(self.redact)
         self.modules = module_names(s.name for s in config.servers)
         self._connections = {
             s.name: ServerConnection(
@@ -113,21 +116,25 @@ class McpHub:
         cls,
         settings: Any,
         *,
-        own_urls: Iterable[str] = (),
+        own_urls: Iterable[str] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> McpHub:
         """The app's hub: servers from `settings.mcp_servers_file` (`${VAR}` from `environ`,
         default the process environment with `.env` loaded), catalog in `settings.data_dir`.
+        `own_urls` (default: `config.own_urls` of APP_HOST, APP_PORT, APP_PUBLIC_URL) are this
+        app's MCP endpoint, refused as a server.
 
         Raises:
             McpConfigError: the servers file is malformed.
         """
+        if own_urls is None:
+            own_urls = default_own_urls(settings.host, settings.port, settings.public_url)
         config = load_servers(
             settings.mcp_servers_file, os.environ if environ is None else environ, own_urls
         )
         return cls(
             config,
-            catalog_path=settings.data_dir / "mcp_catalog.json",
+            catalog_path=settings.data_dir / CATALOG_FILE,
             call_timeout_s=settings.mcp_call_timeout_s,
             idle_timeout_s=settings.mcp_idle_timeout_s,
         )
@@ -151,6 +158,7 @@ class McpHub:
                 started.wait()
                 self._loop = loop
                 self._reaper = asyncio.run_coroutine_threadsafe(self._reap(), loop)
+                self._log_filter.install()
             return self._loop
 
     def _submit(self, coro: Any) -> concurrent.futures.Future[Any]:
@@ -408,3 +416,4 @@ class McpHub:
             thread.join(timeout=10)
         if not loop.is_running():
             loop.close()
+        self._log_filter.remove()

@@ -164,6 +164,19 @@ def test_streamable_http_with_a_bearer_header_from_the_environment(make_hub, htt
     assert ok(call(hub, "remote", "numbers", {"count": 4})) == [0, 1, 2, 3]  # unwrapped
 
 
+def test_a_key_in_the_url_never_reaches_the_log(make_hub, http_server, caplog):
+    entry = remote(http_server["port"])
+    entry["url"] += "?key=${URL_KEY}"
+    hub = make_hub({"remote": entry}, environ={"REMOTE_TOKEN": TOKEN, "URL_KEY": "urlkey-93b1f0"})
+    with caplog.at_level("DEBUG"):
+        hub.tree("alice")
+        assert ok(call(hub, "remote", "shout", {"text": "quiet"})) == "QUIET"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "key=***" in logged  # httpx2 logs each request's URL
+    assert "urlkey-93b1f0" not in logged
+    assert TOKEN not in logged
+
+
 def test_a_wrong_token_fails_clearly_without_showing_it(make_hub, http_server):
     hub = make_hub({"remote": remote(http_server["port"])}, environ={"REMOTE_TOKEN": "wrong-0123"})
     files = hub.tree("alice").files
