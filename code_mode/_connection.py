@@ -78,6 +78,7 @@ class _Session:
     lost_reason: str = ""
     ready_at: float = 0.0
     http_error: str = ""  # the last HTTP error status an http server answered with
+    stopped_for: str = ""  # why it was stopped on purpose (idle, shutdown, ...)
 
 
 class ServerConnection:
@@ -140,7 +141,9 @@ class ServerConnection:
         """
         session = self._session
         if session is not None and session.client is not None and self.state == "ready":
-            return session.client
+            if session.transport is None or not session.transport.exited.is_set():
+                return session.client
+            self._drop(session, self._exit_reason(session))  # died since: start anew
         if session is None or session.ready.done():
             session = _Session(ready=asyncio.get_running_loop().create_future())
             self._session = session
@@ -163,6 +166,8 @@ class ServerConnection:
     def _drop(self, session: _Session, reason: str, state: str = "failed") -> None:
         """Let go of a session now (the next call starts anew); it winds down in the background."""
         session.lost_reason = session.lost_reason or reason
+        if state == "stopped":
+            session.stopped_for = session.stopped_for or reason
         _fail(session.ready, ServerUnavailableError(self._unavailable(reason)))
         if self._current(session):
             self.state = state
@@ -381,6 +386,9 @@ class ServerConnection:
             self.last_used = time.time()
 
     async def _lost_during_call(self, session: _Session, tool: str) -> str:
+        if session.stopped_for:
+            why = session.stopped_for
+            return f"MCP server {self.name!r} was stopped ({why}) during the call to {tool}"
         transport = session.transport
         if transport is None:
             self._drop(session, "the connection was lost during a call")

@@ -275,10 +275,20 @@ class McpHub:
             loop = self._ensure_loop()
         except CodeModeError as exc:
             return CallOutcome(ok=False, error=str(exc))
-        coro = self._call(ctx, server, tool, arguments)
+        coro = self._answer(ctx, server, tool, arguments)
         if asyncio.get_running_loop() is loop:
             return await coro
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    async def _answer(
+        self, ctx: CallContext, server: str, tool: str, arguments: dict[str, Any]
+    ) -> CallOutcome:
+        try:
+            return await self._call(ctx, server, tool, arguments)
+        except asyncio.CancelledError:
+            if self._closed:  # cancelled by close(), not by the caller
+                return CallOutcome(ok=False, error="code mode shut down during the call")
+            raise
 
     def _refuse(self, ctx: CallContext, error: str) -> CallOutcome:
         logger.info("refused an MCP call for %s/%s: %s", ctx.owner, ctx.session, error)
@@ -406,6 +416,11 @@ class McpHub:
             if self._reaper is not None:
                 self._reaper.cancel()
             await asyncio.gather(*(c.stop("shutdown") for c in self._connections.values()))
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:  # calls still waiting end now (their callers get an answer)
+                task.cancel()
+            if others:
+                await asyncio.wait(others, timeout=5)
 
         try:
             asyncio.run_coroutine_threadsafe(stop_all(), loop).result(timeout=30)

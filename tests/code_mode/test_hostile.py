@@ -4,6 +4,8 @@ answers, requests the client must refuse, forged calls, and process clean-up."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import tracemalloc
 
@@ -52,6 +54,37 @@ def test_a_server_that_crashes_mid_call_fails_that_call_and_restarts_on_the_next
     second = pid_of(hub)
     assert second != first
     assert not alive(first)
+
+
+def test_a_server_killed_between_calls_is_restarted_by_the_next(make_hub):
+    hub = make_hub({"bad": hostile()})
+    hub.tree("alice")
+    first = pid_of(hub)
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while alive(first) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # its end of stdout is seen
+    assert pid_of(hub) != first
+    assert "exit code -9" in hub.statuses()[0].last_error or hub.statuses()[0].state == "ready"
+
+
+def test_close_answers_calls_still_waiting(make_hub):
+    hub = make_hub({"bad": hostile()})
+    hub.tree("alice")
+
+    async def wait_then_close():
+        pending = asyncio.ensure_future(hub.call(ctx(), "bad", "slow", {"seconds": 60}))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(hub.close)
+        return await asyncio.wait_for(pending, 10)
+
+    answer = asyncio.run(wait_then_close())
+    assert not answer.ok
+    assert answer.error in {
+        "MCP server 'bad' was stopped (shutdown) during the call to slow",
+        "code mode shut down during the call",
+    }
 
 
 def test_a_hanging_server_times_out_and_is_restarted_not_left_wedged(make_hub):
