@@ -108,6 +108,7 @@ class McpHub:
         self._closed = False
         self._listing: dict[str, concurrent.futures.Future[None]] = {}
         self._attempted: dict[str, float] = {}
+        self._tried: set[str] = set()  # servers whose first listing attempt has ended
         self._rendered: dict[str, _Rendered] = {}
         self._validators: dict[tuple[str, str], Any] = {}
 
@@ -187,8 +188,11 @@ class McpHub:
             logger.info("MCP server %s: %d tools listed", listing.server, len(listing.tools))
 
     async def _list_one(self, name: str) -> None:
-        with contextlib.suppress(ServerUnavailableError):
-            await self._connections[name].ensure()
+        try:
+            with contextlib.suppress(ServerUnavailableError):
+                await self._connections[name].ensure()
+        finally:
+            self._tried.add(name)
 
     def _start_listing(self, name: str) -> concurrent.futures.Future[None] | None:
         with self._lock:
@@ -216,10 +220,11 @@ class McpHub:
                 continue
             tried = self._attempted.get(server.name)
             if tried is not None and now - tried < self.retry_failed_s:
-                continue
-            future = self._start_listing(server.name)
-            if future is not None and tried is None:
-                waits.append(future)
+                future = self._listing.get(server.name)  # one still under way
+            else:
+                future = self._start_listing(server.name)
+            if future is not None and not future.done() and server.name not in self._tried:
+                waits.append(future)  # never listed nor failed yet: worth a short wait
         if wait and waits:
             concurrent.futures.wait(waits, timeout=self.list_wait_s)
 
