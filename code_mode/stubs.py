@@ -73,6 +73,8 @@ class FunctionStub:
 
 
 def _clean(text: str, limit: int = _MAX_TEXT) -> str:
+    """Server-given text made safe for a docstring: valid UTF-8, no control characters, cut."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\t", "    ")).strip()
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
@@ -209,7 +211,7 @@ def functions(view: ServerView) -> list[FunctionStub]:
 
 
 def module_docstring(view: ServerView, stubs: Sequence[FunctionStub]) -> str:
-    title = view.listing.title if view.listing else ""
+    title = _clean(view.listing.title, 200) if view.listing else ""
     head = f"MCP server {view.server!r}" + (f" ({title})" if title and title != view.server else "")
     lines = [f"{head}, as Python functions."]
     if view.listing and view.listing.instructions:
@@ -353,18 +355,24 @@ def tree_version(files: dict[str, str]) -> str:
 def render_tree(
     owner: str, views: Sequence[ServerView], redact: Callable[[str], str] = lambda s: s
 ) -> tuple[dict[str, str], dict[str, list[FunctionStub]]]:
-    """Every file of one user's `/tools/mcp` and the functions of each module."""
+    """Every file of one user's `/tools/mcp` and the functions of each module (redacted, and
+    valid UTF-8 whatever the server sent: code literals are ASCII-escaped reprs, so only
+    docstring text can hold a lone surrogate, which becomes "?")."""
+
+    def safe(text: str) -> str:
+        return redact(text).encode("utf-8", "replace").decode("utf-8")
+
     files: dict[str, str] = {}
     made: dict[str, list[FunctionStub]] = {}
     for view in views:
         text, stubs = render_module(view)
-        files[f"{view.module}.py"] = redact(text)
+        files[f"{view.module}.py"] = safe(text)
         made[view.module] = [
             dataclasses.replace(
-                s, summary=redact(s.summary), docstring=redact(s.docstring), source=redact(s.source)
+                s, summary=safe(s.summary), docstring=safe(s.docstring), source=safe(s.source)
             )
             for s in stubs
         ]
     counts = {module: len(stubs) for module, stubs in made.items()}
-    files["__init__.py"] = redact(render_init(owner, views, counts))
+    files["__init__.py"] = safe(render_init(owner, views, counts))
     return files, made

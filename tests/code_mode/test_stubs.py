@@ -3,6 +3,7 @@ themselves, and never contain anything of the servers' config."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from code_mode import McpHub, McpToolIndex, ServerListing, ToolSpec
 from code_mode.stubs import ServerView, render_tree
 from executor import tools_index
+from tests.conftest import HOSTILE_IDS
 
 from .conftest import config
 
@@ -242,3 +244,35 @@ def test_no_secret_of_the_config_reaches_any_generated_file(tmp_path):
         assert value not in everything, value
     assert "***" in files["drive.py"]  # the echoed secret was redacted, not just absent
     assert [s.state for s in hub.statuses()] == ["not started", "not started"]  # no starts
+
+
+@pytest.mark.parametrize("owner", [*HOSTILE_IDS, 'a"""b', "x\\", "line\nbreak"])
+def test_any_user_id_gives_files_that_compile(owner):
+    files, _ = render_tree(owner, [ServerView("google-drive", "google_drive", TRICKY)])
+    for name, text in files.items():
+        compile(text, name, "exec")
+
+
+def test_what_a_server_says_cannot_break_or_escape_the_files():
+    nasty = ServerListing(
+        server="odd",
+        fingerprint="f",
+        title="T\x00itle\ud800",
+        instructions="line\x1b[31m red \ud800 \r\n next",
+        tools=(
+            ToolSpec(
+                name="t\ud800-x",
+                description='"""); import os; os.system("boom") #\x00',
+                input_schema={"type": "object", "properties": {"a\ud800": {"description": "\x07"}}},
+            ),
+        ),
+    )
+    files, _ = render_tree("alice", [ServerView("odd", "odd", nasty)])
+    text = files["odd.py"]
+    text.encode("utf-8")  # writable as a file
+    compile(text, "odd.py", "exec")
+    module = ast.parse(text)
+    calls = [n for n in ast.walk(module) if isinstance(n, ast.Call)]
+    names = {ast.unparse(c.func) for c in calls}
+    assert "os.system" not in names  # the description stayed inside the docstring
+    assert "\x1b" not in text
