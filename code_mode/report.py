@@ -135,15 +135,7 @@ def doctor_checks(config: ServersConfig, catalog: Catalog) -> list[tuple[str, st
         listed = (
             f"{status.tool_count} tools listed"
             if status.tool_count is not None
-            else "not listed yet"
+            else "not listed yet (`mcp-code-executor servers check` lists it)"
         )
-        checks.append(
-            (
-                "ok",
-                f"MCP server {server.name} ({server.transport}): {listed}",
-                ""
-                if status.tool_count is not None
-                else "`mcp-code-executor servers check` starts it",
-            )
-        )
+        checks.append(("ok", f"MCP server {server.name} ({server.transport}): {listed}", ""))
     return checks

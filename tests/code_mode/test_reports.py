@@ -91,7 +91,10 @@ def test_doctor_lines_come_from_config_and_catalog(tmp_path):
     checks = doctor_checks(cfg, catalog)
     assert checks[0] == ("ok", "code mode: 4 MCP server(s) in test.json", "")
     assert checks[1] == ("ok", "MCP server listed (stdio): 1 tools listed", "")
-    assert checks[2][0:2] == ("ok", "MCP server new (stdio): not listed yet")
+    assert checks[2][0:2] == (
+        "ok",
+        "MCP server new (stdio): not listed yet (`mcp-code-executor servers check` lists it)",
+    )
     assert checks[3][0:2] == ("fail", "MCP server missing: command '/no/such/binary' not found")
     assert checks[4][0] == "fail"
     assert "${NOPE}" in checks[4][1]
