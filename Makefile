@@ -9,7 +9,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-k8s image lint format bench doctor cleanup
+.PHONY: run test test-k8s image lint format bench doctor cleanup mcp-servers
+
+# Real MCP servers for code mode's tests and the demo, pinned, in a folder of their own
+# (gitignored): a venv with the official Python reference servers, and the npm one. The stamp's
+# name carries the pins, so changing one installs again.
+MCP_SERVERS := .mcp-servers
+MCP_PY_PINS := mcp-server-time==2026.10.19 mcp-server-git==2026.10.19
+MCP_NPM_PIN := @modelcontextprotocol/server-everything@2026.8.31
+MCP_STAMP := $(MCP_SERVERS)/.installed-time-git-2026.10.19-everything-2026.8.31
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +28,19 @@ $(STAMP): pyproject.toml
 image: $(STAMP)
 	$(PY) -m executor.image build
 
-run: image
+$(MCP_STAMP):
+	rm -rf $(MCP_SERVERS)/py $(MCP_SERVERS)/node $(MCP_SERVERS)/.installed-*
+	$(PYTHON) -m venv $(MCP_SERVERS)/py
+	$(MCP_SERVERS)/py/bin/pip install --quiet $(MCP_PY_PINS)
+	npm install --silent --no-audit --no-fund --prefix $(MCP_SERVERS)/node $(MCP_NPM_PIN)
+	touch $@
+
+mcp-servers: $(MCP_STAMP)
+
+run: image mcp-servers
 	GRADIO_ANALYTICS_ENABLED=False $(PY) -m frontend.server
 
-test: image lint
+test: image lint mcp-servers
 	$(PY) -m pytest
 
 # The executor's integration cases and the Kubernetes-specific ones on a real cluster: KUBECONFIG

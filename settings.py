@@ -191,6 +191,13 @@ class Settings:
     tab_close_grace_s: float = 120.0
     # Whether a Google API key is present (read from GOOGLE_API_KEY / GEMINI_API_KEY; never stored).
     google_api_key_set: bool = False
+    # Code mode: the MCP servers sandbox code calls as `tools.mcp.<server>` modules, in the
+    # format of Claude Desktop, Cursor and Claude Code ({"mcpServers": {...}}; a missing file =
+    # none). A call from sandbox code ends after mcp_call_timeout_s; a server unused for
+    # mcp_idle_timeout_s is stopped (the next call starts it again).
+    mcp_servers_file: Path = PROJECT_ROOT / "data" / "mcp_servers.json"
+    mcp_call_timeout_s: float = 120.0
+    mcp_idle_timeout_s: float = 300.0
 
 
 def _parse_size(text: str) -> int:

@@ -4,6 +4,7 @@
     python -m frontend.cli cleanup [--yes]
     python -m frontend.cli run          # the web app (same as `make run`)
     python -m frontend.cli user add|passwd|remove|list   # login users (see cli_users.py)
+    python -m frontend.cli servers list|check [NAME...]  # code mode's MCP servers
 
 (`make doctor`, `make cleanup` and `make run` call these.)
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -153,6 +155,52 @@ def _model_check(settings: Settings) -> Check:
     return Check(*model_report(settings))
 
 
+def _mcp_checks(settings: Settings) -> list[Check]:
+    """Code mode's servers, from the servers file and the catalog (nothing is started)."""
+    from code_mode import CATALOG_FILE, Catalog, doctor_checks, load_servers, own_urls
+
+    try:
+        config = load_servers(
+            settings.mcp_servers_file,
+            os.environ,
+            own_urls(settings.host, settings.port, settings.public_url),
+        )
+    except ConfigError as exc:
+        return [Check("fail", f"code mode: {exc}", "fix the MCP servers file")]
+    return [Check(*c) for c in doctor_checks(config, Catalog(settings.data_dir / CATALOG_FILE))]
+
+
+def servers(action: str, names: list[str]) -> int:
+    """`servers list`: config and catalog, nothing started; `servers check`: start each server,
+    list its tools, stop it. One line per server; exit 1 if any failed."""
+    from code_mode import CATALOG_FILE, Catalog, McpHub, status_line, statuses
+
+    settings = load_settings()
+    try:
+        hub = McpHub.from_settings(settings)
+    except ConfigError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 1
+    try:
+        unknown = sorted(set(names) - {s.name for s in hub.config.servers})
+        if unknown:
+            print(f"no such server(s) in {settings.mcp_servers_file}: {', '.join(unknown)}")
+            return 1
+        if not hub.config.servers:
+            print(f"no MCP servers configured ({settings.mcp_servers_file})")
+            return 0
+        if action == "check":
+            rows = hub.check(names or None)
+        else:
+            rows = statuses(hub.config, Catalog(settings.data_dir / CATALOG_FILE))
+            rows = [r for r in rows if not names or r.name in names]
+    finally:
+        hub.close()
+    for row in rows:
+        print(status_line(row))
+    return 0 if all(row.ok for row in rows) else 1
+
+
 def doctor() -> int:
     try:
         settings = load_settings()
@@ -167,6 +215,7 @@ def doctor() -> int:
         *_writable_checks(settings),
         _model_check(settings),
         Check(*exposure_report(settings)),
+        *_mcp_checks(settings),
     ]
     for check in checks:
         print(check.line())
@@ -226,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     clean.add_argument("--yes", action="store_true", help="also delete volumes without asking")
     clean.add_argument("--images", action="store_true", help="also remove the sandbox images")
     commands.add_parser("run", help="start the web app")
+    listing = commands.add_parser("servers", help="code mode's MCP servers: list or check them")
+    listing.add_argument("action", choices=["list", "check"], help="list: no starts; check: start")
+    listing.add_argument("names", nargs="*", help="only these servers")
     cli_users.register(commands)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["mcp"], ["token"]):  # their own parsers, shared with python -m mcp_server
@@ -241,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         return doctor()
     if args.command == "cleanup":
         return cleanup(args.yes, args.images)
+    if args.command == "servers":
+        return servers(args.action, args.names)
     from .server import main as run_app
 
     return run_app()
