@@ -9,11 +9,14 @@ own agent, never makes a second client.
 from __future__ import annotations
 
 import atexit
+from collections.abc import Callable
 
 from google.adk.agents import LlmAgent
+from google.adk.agents.readonly_context import ReadonlyContext
 from google.adk.models import BaseLlm
 from google.adk.models.google_llm import Gemini
 
+from code_mode import McpHub, app_executor, hub_of, surface_index
 from executor import DockerExecutionClient
 from settings import Settings, load_settings
 from tool_surface import ToolIndex
@@ -23,7 +26,7 @@ from .images import ImageCollector
 from .live import LiveOutputHub
 from .mcp_tools import Signer, mcp_toolset
 from .models import build_model
-from .prompts import INSTRUCTION
+from .prompts import INSTRUCTION, code_mode_note
 from .skills import SandboxSkillToolset, load_skills
 from .tools import make_tools, on_tool_error
 
@@ -51,6 +54,7 @@ def create_agent(
         max_timeout = executor.settings.max_timeout_s
         tools = [mcp_toolset(url, signer, max_timeout_s=max_timeout, live=live)]
     else:
+        index = index or surface_index(executor)
         tools = make_tools(executor, settings.tool_output_limit_chars, live, index)
     skills = load_skills(executor.settings.skills_path)
     if skills:
@@ -60,6 +64,7 @@ def create_agent(
             )
         )
     llm = model if isinstance(model, BaseLlm) else build_model(settings, model)
+    hub = hub_of(executor)
     images = ImageCollector(
         executor,
         max_bytes=settings.inline_image_max_bytes,
@@ -69,13 +74,24 @@ def create_agent(
         name=AGENT_NAME,
         model=llm,
         description="Runs bash and Python in a private sandbox to answer the user.",
-        instruction=INSTRUCTION,
+        instruction=INSTRUCTION if hub is None else _with_code_mode(hub),
         tools=tools,
         before_tool_callback=images.before_tool,
         after_tool_callback=images.after_tool,
         before_model_callback=images.before_model,
         on_tool_error_callback=on_tool_error,
     )
+
+
+def _with_code_mode(hub: McpHub) -> Callable[[ReadonlyContext], str]:
+    """The instruction, plus the calling user's MCP modules when they have any."""
+
+    def instruction(context: ReadonlyContext) -> str:
+        mine = {s.name for s in hub.config.servers if s.allows(context.user_id)}
+        modules = [(s.module, s.tool_count) for s in hub.statuses() if s.name in mine]
+        return INSTRUCTION + code_mode_note(modules) if modules else INSTRUCTION
+
+    return instruction
 
 
 _root_agent: LlmAgent | None = None
@@ -88,7 +104,8 @@ def __getattr__(name: str) -> LlmAgent:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if _root_agent is None:
         settings = load_settings()
-        executor = DockerExecutionClient.from_settings(settings.executor)
+        executor = app_executor(settings)
+        atexit.register(executor.services.close)  # code mode's servers stop with `adk run`
         atexit.register(executor.stop_all)  # `adk run` leaves no sandbox running behind it
         _root_agent = create_agent(settings, executor)
     return _root_agent

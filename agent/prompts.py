@@ -25,3 +25,20 @@ sandbox with a command such as `python3 /skills/<skill>/scripts/<script>.py <arg
 in the chat.
 Answer concisely, show the key numbers, and say what you ran when it matters.
 """
+
+
+def code_mode_note(modules: list[tuple[str, int | None]]) -> str:
+    """What the agent is told when the user has MCP servers as code (a line per turn, kept short:
+    the modules' own docstrings carry the rest). `modules`: (module name, tool count)."""
+    listed = ", ".join(
+        f"tools.mcp.{name}" + (f" ({count} tools)" if count is not None else "")
+        for name, count in modules
+    )
+    first = modules[0][0]
+    return (
+        f"\nMCP servers as code: {listed}. Import them in run_python or a script "
+        f"(`from tools.mcp import {first}`) and call their functions; find functions with "
+        "search_tools or list_tools and read one with read_docstring. Keep large data in the "
+        "sandbox: pass one tool's result to another in code, and print only what you need to "
+        "see. A failed call raises tools.mcp.McpToolError with the server's message.\n"
+    )

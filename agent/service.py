@@ -30,6 +30,7 @@ from google.adk.runners import Runner
 from google.adk.sessions import BaseSessionService
 from google.genai import types
 
+from code_mode import app_executor
 from executor import DockerExecutionClient, ExecutorError, FileInfo
 from settings import Settings, model_name
 
@@ -120,7 +121,7 @@ class ChatService:
         session_service: BaseSessionService | None = None,
     ) -> None:
         self.settings = settings
-        self.executor = executor or DockerExecutionClient.from_settings(settings.executor)
+        self.executor = executor or app_executor(settings)
         self.sessions = session_service or make_session_service(settings)
         # Images the steps made (agent/images.py), kept with the session; shown from here.
         self.artifacts = FileArtifactService(root_dir=settings.data_dir / "artifacts")

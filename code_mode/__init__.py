@@ -27,6 +27,7 @@ from .index import McpToolIndex
 from .naming import assign_names, python_name
 from .report import ServerStatus, doctor_checks, status_line, statuses
 from .results import MAX_RESULT_BYTES
+from .wiring import McpSurfaceIndex, app_executor, hub_of, surface_index
 
 __all__ = [
     "CATALOG_FILE",
@@ -36,6 +37,7 @@ __all__ = [
     "CodeModeError",
     "McpConfigError",
     "McpHub",
+    "McpSurfaceIndex",
     "McpToolIndex",
     "ServerConfig",
     "ServerListing",
@@ -44,8 +46,10 @@ __all__ = [
     "ServersConfig",
     "ToolCallError",
     "ToolSpec",
+    "app_executor",
     "assign_names",
     "doctor_checks",
+    "hub_of",
     "is_own_endpoint",
     "load_servers",
     "own_urls",
@@ -53,4 +57,5 @@ __all__ = [
     "python_name",
     "status_line",
     "statuses",
+    "surface_index",
 ]

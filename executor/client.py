@@ -411,7 +411,7 @@ class DockerExecutionClient(WorkspaceFiles):
                 await self._offload(self._manager.remove_all)
             await self._offload(self._manager.close)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self.services.close()
+        await asyncio.to_thread(self.services.close)  # code mode's servers take a moment
         if self._owns_engine:
             self.engine.close()
         self._audit.close()

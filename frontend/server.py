@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from agent.service import ChatService
+from code_mode import surface_index
 from executor.host_limits import raise_open_files_limit
 from mcp_server import (
     DB_NAME,
@@ -74,6 +75,7 @@ def build_mcp_app(settings: Settings, service: ChatService, tokens: TokenStore) 
         tokens,
         sandboxes,
         output_limit_chars=settings.tool_output_limit_chars,
+        index=surface_index(service.executor),
     )
     extra = [urlsplit(settings.public_url).hostname or ""] if settings.public_url else []
     return build_http_app(mcp, host=settings.host, extra_hosts=[h for h in extra if h])

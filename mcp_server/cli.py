@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -87,15 +86,13 @@ def _when(t: float) -> str:
 
 async def serve_stdio(settings: Settings, user: str) -> None:
     """Run the MCP server on stdin/stdout for `user` until the client closes the pipe."""
-    from executor import DockerExecutionClient
+    from code_mode import app_executor, surface_index
 
     from .sandboxes import Sandboxes, SandboxStore
     from .server import build_mcp
 
-    spec = dataclasses.replace(
-        settings.executor, app_label=f"{settings.executor.app_label}-stdio", pool_size=0
-    )
-    executor = DockerExecutionClient.from_settings(spec)
+    label = f"{settings.executor.app_label}-stdio"
+    executor = app_executor(settings, app_label=label, pool_size=0)
     store = SandboxStore(Path(settings.data_dir) / STDIO_DB_NAME)
     try:
         await executor.start()
@@ -105,6 +102,7 @@ async def serve_stdio(settings: Settings, user: str) -> None:
             Sandboxes(store, executor),
             local_user=user,
             output_limit_chars=settings.tool_output_limit_chars,
+            index=surface_index(executor),
         )
         await mcp.run_stdio_async(show_banner=False)
     finally:

@@ -13,6 +13,8 @@ the sandboxes and carries bridged calls over each sandbox's resident runner. The
   everything about the call: whether `ctx.owner` may use that server and tool (whatever the
   stub in the sandbox says), and what the result is. The executor caps argument and result
   sizes, applies the per-call timeout and writes the audit line.
+- `close()`, when the bridge has one: the executor owns the bridge it was given and calls it
+  when it shuts down (`aclose`), after its sandboxes' commands have ended.
 """
 
 from __future__ import annotations

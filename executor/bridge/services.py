@@ -28,11 +28,15 @@ class BridgeServices:
     allowlist: Allowlist = field(default_factory=lambda: Allowlist.parse(""))
 
     def close(self) -> None:
-        """Close every egress connection, then stop the loop (calls still running are cancelled)."""
+        """Close every egress connection, stop the loop (calls still running are cancelled),
+        then close code mode (its servers stop)."""
         if self.relay is not None:
             with contextlib.suppress(RuntimeError):
                 self.loop.call_soon(self.relay.close)
         self.loop.close()
+        close = getattr(self.tools, "close", None)
+        if callable(close):
+            close()
 
 
 def bridge_services(

@@ -46,6 +46,7 @@ RUNNER_MODULES = (
     "http_proxy",
     "http_answers",
     "pipes",
+    "proxy_pipe",
     "bridge",
     "runner",
 )

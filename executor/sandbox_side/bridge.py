@@ -12,8 +12,9 @@ import socket
 
 import sandbox_http_answers as answers
 from sandbox_frames import Parts
-from sandbox_pipes import CallPipe, ProxyPipe, answer
+from sandbox_pipes import CallPipe, answer
 from sandbox_protocol import MAX_PIPES, TO_RUNNER_PART
+from sandbox_proxy_pipe import ProxyPipe
 
 IDLE_CALL_ERROR = "no command is running: MCP tools can be called only while a command runs"
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ SERVERS = Path(__file__).parent / "servers"
 INSTALLED = PROJECT_ROOT / ".mcp-servers"
 HOSTILE = [sys.executable, str(SERVERS / "hostile.py")]
 PYTHON = sys.executable
+TOKEN = "tok-http-6d1f0a9e3b"  # the streamable-HTTP test server's bearer token
 
 
 def installed(relative: str) -> str:
@@ -102,3 +106,45 @@ def hostile(env: dict[str, str] | None = None, **extra) -> dict[str, Any]:
         entry["env"] = env
     entry.update(extra)
     return entry
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_http_server(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [PYTHON, str(SERVERS / "http_server.py"), str(port), TOKEN],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the HTTP MCP server did not start")
+
+
+@pytest.fixture
+def http_server():
+    port = free_port()
+    process = start_http_server(port)
+    holder = {"port": port, "process": process}
+    yield holder
+    for p in (holder["process"],):
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def remote(port: int, token_var: str = "REMOTE_TOKEN") -> dict:
+    return {
+        "type": "http",
+        "url": f"http://127.0.0.1:{port}/mcp",
+        "headers": {"Authorization": f"Bearer ${{{token_var}}}"},
+    }

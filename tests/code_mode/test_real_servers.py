@@ -5,7 +5,6 @@ behind a bearer token, and our demo servers (docs, crm)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,11 +15,9 @@ import pytest
 from code_mode import McpHub, McpToolIndex
 from settings import PROJECT_ROOT
 
-from .conftest import PYTHON, SERVERS, alive, call, config, ok
+from .conftest import TOKEN, alive, call, config, ok, remote, start_http_server
 
 pytestmark = pytest.mark.code_mode
-
-TOKEN = "tok-http-6d1f0a9e3b"
 
 
 def test_mcp_server_time_gives_structured_results(make_hub, time_server):
@@ -110,48 +107,6 @@ def test_mcp_server_git_reads_a_repository(make_hub, git_server, tmp_path):
     assert "def git_status(repo_path: str)" in hub.tree("alice").files["git.py"]
     status = ok(call(hub, "git", "git_status", {"repo_path": str(repo)}))
     assert "new.txt" in status
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_http_server(port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [PYTHON, str(SERVERS / "http_server.py"), str(port), TOKEN],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the HTTP MCP server did not start")
-
-
-@pytest.fixture
-def http_server():
-    port = free_port()
-    process = start_http_server(port)
-    holder = {"port": port, "process": process}
-    yield holder
-    for p in (holder["process"],):
-        p.terminate()
-        p.wait(timeout=10)
-
-
-def remote(port: int, token_var: str = "REMOTE_TOKEN") -> dict:
-    return {
-        "type": "http",
-        "url": f"http://127.0.0.1:{port}/mcp",
-        "headers": {"Authorization": f"Bearer ${{{token_var}}}"},
-    }
 
 
 def test_streamable_http_with_a_bearer_header_from_the_environment(make_hub, http_server):
