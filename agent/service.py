@@ -30,7 +30,7 @@ from google.adk.runners import Runner
 from google.adk.sessions import BaseSessionService
 from google.genai import types
 
-from code_mode import app_executor
+from code_mode import app_executor, hub_of
 from executor import DockerExecutionClient, ExecutorError, FileInfo
 from settings import Settings, model_name
 
@@ -269,6 +269,11 @@ class ChatService:
         return sandbox_key(user_id, session_id)
 
     # -- the chat's workspace (the UI never builds executor keys itself) --------------------
+
+    def mcp_servers(self) -> list[Any]:
+        """Code mode's servers with their state (empty without code mode); starts nothing."""
+        hub = hub_of(self.executor)
+        return hub.statuses() if hub is not None else []
 
     async def workspace_files(self, user_id: str, session_id: str) -> list[FileInfo]:
         return await self.executor.list_files(

@@ -25,7 +25,15 @@ from executor import ExecutorError
 from settings import Settings
 
 from .chat_ui import Transcript, is_image, messages_from_history
-from .panels import SEARCH_FROM, chat_choices, examples, file_rows, mcp_panel
+from .panels import (
+    SEARCH_FROM,
+    chat_choices,
+    examples,
+    file_rows,
+    mcp_panel,
+    network_line,
+    servers_panel,
+)
 from .tabs import TabTracker
 from .users import LOCAL_USER
 
@@ -233,6 +241,9 @@ def build_app(
     async def on_stop(session: str, request: gr.Request) -> None:
         service.stop(user_of(request), session)
 
+    def servers_update(request: gr.Request) -> str:
+        return servers_panel(service.mcp_servers(), user_of(request))
+
     async def on_refresh(session: str, identity: dict, request: gr.Request) -> tuple:
         user = user_of(request)
         table, picker = await files_update(user, session)
@@ -343,6 +354,10 @@ def build_app(
                 zip_button = gr.Button(
                     "Download the whole workspace (.zip)", size="sm", elem_id="zip"
                 )
+                egress = service.executor.egress
+                gr.Markdown(network_line(egress.describe(), egress.enabled), elem_id="network")
+                with gr.Accordion("MCP servers (code mode)", open=False, elem_id="servers-panel"):
+                    servers = gr.Markdown(elem_id="mcp-servers")
                 with gr.Accordion("Connect an MCP client", open=False, elem_id="mcp-panel"):
                     sandbox_id = gr.Textbox(
                         label="This chat's sandbox id",
@@ -357,6 +372,7 @@ def build_app(
             mcp_help, sandbox_id, confirm,
         ]  # fmt: skip
         demo.load(on_load, [identity], chat_outputs)
+        demo.load(servers_update, None, [servers])
         new_chat.click(on_new_chat, [identity, model], chat_outputs)
         chats.input(on_pick_chat, [chats, session, identity], chat_outputs)
         search.change(on_search, [search, session, identity], [chats])
@@ -371,6 +387,7 @@ def build_app(
             concurrency_limit=None,
         )
         send.then(on_refresh, [session, identity], [table, picker, chats])
+        send.then(servers_update, None, [servers])
         stop.click(on_stop, [session], None, concurrency_limit=None)
         refresh.click(on_refresh, [session, identity], [table, picker, chats])
         picker.input(on_pick_file, [picker, session], [download, preview])

@@ -125,3 +125,38 @@ def mcp_panel(endpoint: str, sandbox_id: str, *, login_required: bool) -> str:
             lang = "python"
         lines += ["", f"**{client}**", f"```{lang}\n{snippet}\n```"]
     return "\n".join(lines)
+
+
+def servers_panel(statuses: Sequence[Any], owner: str) -> str:
+    """Markdown for the 'MCP servers' panel: the servers this user's sandbox code can call
+    (code mode), each with its state, tool count and last error."""
+    mine = [s for s in statuses if s.users is None or owner in s.users]
+    if not mine:
+        return (
+            "No MCP servers are configured for you. The app's operator lists them in "
+            "`APP_MCP_SERVERS_FILE` (the format Claude Desktop and Cursor use); each becomes a "
+            "module sandbox code imports, `from tools.mcp import <server>`."
+        )
+    lines = ["| server | module | state | tools |", "| --- | --- | --- | --- |"]
+    for status in mine:
+        tools = "?" if status.tool_count is None else str(status.tool_count)
+        state = status.state
+        if status.last_error:
+            state += f": {status.last_error[:120]}".replace("|", "/")
+        lines.append(f"| {status.name} | `tools.mcp.{status.module}` | {state} | {tools} |")
+    lines += [
+        "",
+        "Code in this chat's sandbox calls them (`from tools.mcp import "
+        f"{mine[0].module}`); the servers and their credentials stay on this machine.",
+    ]
+    return "\n".join(lines)
+
+
+def network_line(allowed: str, enabled: bool) -> str:
+    """What the sandbox can reach, in one line (EXECUTOR_EGRESS_ALLOW)."""
+    if not enabled:
+        return "**Network:** off (no egress; `EXECUTOR_EGRESS_ALLOW` is empty)"
+    return (
+        f"**Network:** only {allowed}, through the host's proxy (`pip install` works for "
+        "those); everything else is refused"
+    )
