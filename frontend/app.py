@@ -111,7 +111,7 @@ def build_app(
     tabs = TabTracker(service, settings.tab_close_grace_s)
     download_root = Path(tempfile.mkdtemp(prefix="mce-downloads-"))
     per_browser = settings.chats_per_browser and not login_required
-    demo_examples = examples(service.model.offline)
+    demo_examples = examples(service.model.offline, [s.name for s in service.mcp_servers()])
 
     def user_of(request: gr.Request | None) -> str:
         return (request.username if request is not None else None) or LOCAL_USER

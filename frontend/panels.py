@@ -62,11 +62,16 @@ class Example:
     files: tuple[str, ...] = ()
 
 
-def examples(offline: bool) -> list[Example]:
-    """The demo walkthrough, in order: code for the offline model, requests for a real one."""
+CODE_MODE_DEMO = {"docs", "crm"}  # the sample servers (samples/mcp_servers.json) the step uses
+
+
+def examples(offline: bool, servers: Iterable[str] = ()) -> list[Example]:
+    """The demo walkthrough, in order: code for the offline model, requests for a real one. With
+    the sample MCP servers configured, one step calls them from code (code mode)."""
     csv = (str(SAMPLE_CSV),)
+    code_mode = set(servers) >= CODE_MODE_DEMO
     if offline:
-        return [
+        steps = [
             Example("Run a command", "$ uname -srm && python3 --version && whoami && pwd"),
             Example(
                 "Summarise a CSV",
@@ -85,9 +90,18 @@ def examples(offline: bool) -> list[Example]:
                 "```bash\npython3 /skills/csv-summary/scripts/summarize.py "
                 "/workspace/sales.csv --chart /workspace/sales_chart.png\n```",
             ),
+            Example(
+                "MCP from code",
+                "```python\nfrom tools.mcp import docs, crm  # MCP servers, as Python modules\n"
+                "meeting = [d for d in docs.list_documents() if d['id'].startswith('meet')][0]\n"
+                "text = docs.get_document(document_id=meeting['id'])['text']  # stays here\n"
+                "crm.update_record(record_id='acme-001', notes=text)\n"
+                "print(f'copied {len(text):,} characters into CRM record acme-001')\n```",
+            ),
             Example("List files", "/files"),
         ]
-    return [
+        return [step for step in steps if code_mode or step.title != "MCP from code"]
+    steps = [
         Example(
             "Run a command", "Which Linux and Python does your sandbox run? Check, don't guess."
         ),
@@ -100,8 +114,14 @@ def examples(offline: bool) -> list[Example]:
         Example(
             "Chart with the skill", "Use the csv-summary skill on sales.csv and show its chart."
         ),
+        Example(
+            "MCP from code",
+            "Copy the transcript of the Acme meeting from the document store into CRM record "
+            "acme-001, in code, without showing it here.",
+        ),
         Example("List files", "Which files are in my workspace now?"),
     ]
+    return [step for step in steps if code_mode or step.title != "MCP from code"]
 
 
 def mcp_panel(endpoint: str, sandbox_id: str, *, login_required: bool) -> str:

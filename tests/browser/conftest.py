@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from settings import ExecutorSettings, load_settings
+from settings import PROJECT_ROOT, ExecutorSettings, load_settings
 from tests.conftest import IN_CI
 
 CHROMIUM = "/usr/bin/chromium"
@@ -106,13 +108,32 @@ def start_app(app_label: str, data_dir: Path, **overrides) -> ServedApp:
     return ServedApp(f"http://127.0.0.1:{settings.port}/", service, server, thread)
 
 
+def demo_servers_file(data_dir: Path) -> Path:
+    """The sample MCP servers (samples/mcp_servers.json) with absolute paths, this interpreter
+    for our own demo servers, and the CRM's file in `data_dir` (never the project's data/)."""
+    servers = json.loads((PROJECT_ROOT / "samples" / "mcp_servers.json").read_text())
+    for name, entry in servers["mcpServers"].items():
+        if entry["command"] == ".venv/bin/python":
+            entry["command"] = sys.executable
+        else:
+            entry["command"] = str(PROJECT_ROOT / entry["command"])
+        entry["args"] = [str(PROJECT_ROOT / a) for a in entry.get("args", [])]
+        if name == "crm":
+            entry["env"] = {"CRM_DATA_FILE": str(data_dir / "crm.json")}
+    path = data_dir / "mcp_servers.json"
+    path.write_text(json.dumps(servers))
+    return path
+
+
 @pytest.fixture(scope="module")
 def app(docker_client, app_label, tmp_path_factory):
+    data = tmp_path_factory.mktemp("ui-data")
     served = start_app(
         f"{app_label}-ui",
-        tmp_path_factory.mktemp("ui-data"),
+        data,
         upload_limit_bytes=100_000,
         tab_close_grace_s=1.0,
+        mcp_servers_file=demo_servers_file(data),
     )
     yield served.url, served.service
     served.close()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import artifact, start_app
+from tests.browser.conftest import artifact, demo_servers_file, start_app
 
 expect.set_options(timeout=30_000)
 
@@ -157,8 +158,9 @@ def test_demo_walkthrough_with_the_agent_reaching_its_tools_over_mcp(
     browser, docker_client, app_label, tmp_path_factory
 ):
     """APP_AGENT_TOOLS=mcp: the same walkthrough, every step through the app's MCP endpoint."""
+    data = tmp_path_factory.mktemp("ui-mcp-data")
     served = start_app(
-        f"{app_label}-ui-mcp", tmp_path_factory.mktemp("ui-mcp-data"), agent_tools="mcp"
+        f"{app_label}-ui-mcp", data, agent_tools="mcp", mcp_servers_file=demo_servers_file(data)
     )
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
@@ -188,7 +190,7 @@ def run_example(page, index: int, expected: str) -> None:
 
 def walk_through(page, url: str, *, screenshot: bool) -> None:
     open_app(page, url)
-    expect(page.locator("button.gallery-item")).to_have_count(5)
+    expect(page.locator("button.gallery-item")).to_have_count(6)
     run_example(page, 0, "coderunner")  # run a command
     run_example(page, 1, "North")  # upload sales.csv (attached by the example) and summarise it
     expect(page.locator("#files")).to_contain_text("sales.csv")
@@ -200,6 +202,15 @@ def walk_through(page, url: str, *, screenshot: bool) -> None:
     page.get_by_role("option", name="sales_chart.png").click()
     expect(page.locator("#preview img")).to_be_visible()
     expect(page.locator("#download a[href$='/sales_chart.png']")).to_be_visible()
+    run_example(page, 4, "characters into CRM record acme-001")  # code mode: MCP from code
+    step = page.locator("#chatbot").get_by_role(
+        "button", name=re.compile(r"Python\s+from tools\.mcp import docs, crm")
+    )
+    step.first.click()  # expand the collapsed step: it lists the calls the code made
+    expect(page.locator("#chatbot")).to_contain_text("MCP calls: docs.list_documents")
+    expect(page.locator("#chatbot")).to_contain_text("crm.update_record")
+    page.locator("#servers-panel").click()
+    expect(page.locator("#mcp-servers")).to_contain_text("tools.mcp.crm")
     if screenshot:
         page.screenshot(path=str(artifact("demo.png")), full_page=True)
     page.reload(wait_until="domcontentloaded")  # everything is still there
