@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from settings import ExecutorSettings
+from settings import ConfigError, ExecutorSettings, Problem
 
-from . import _hardening, _validate, tools_index
+from . import _validate, tools_index
 from ._client_files import WorkspaceFiles
 from .audit import AuditLog
 from .engines import Engine, make_engine
@@ -57,6 +57,9 @@ class DockerExecutionClient(WorkspaceFiles):
         sandbox_engine: An engine object to use (see `executor.engines`) instead of the one the
             `engine` setting names; overrides `docker_client`.
         **settings: Any field of `settings.ExecutorSettings`, e.g. `memory_limit_bytes=...`.
+
+    Raises:
+        ConfigError: a setting is unknown or cannot be used; the message names every one.
     """
 
     def __init__(
@@ -70,19 +73,18 @@ class DockerExecutionClient(WorkspaceFiles):
         **settings: Any,
     ) -> None:
         known = {f.name for f in dataclasses.fields(ExecutorSettings)}
-        unknown = set(settings) - known
+        unknown = sorted(set(settings) - known)
         if unknown:
-            raise TypeError(f"unknown executor settings {sorted(unknown)}; known: {sorted(known)}")
-        paths = {f.name for f in dataclasses.fields(ExecutorSettings) if f.type in (Path, "Path")}
-        settings = {
-            k: Path(v) if k in paths and isinstance(v, str) else v for k, v in settings.items()
-        }
+            raise ConfigError.of(
+                [
+                    Problem(name, repr(settings[name]), "a field of settings.ExecutorSettings")
+                    for name in unknown
+                ]
+            )
+        overrides = {"tools_path": tools_path, "skills_path": skills_path}
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        # Every value is checked here (ConfigError naming each bad one), as when loaded.
         spec = dataclasses.replace(ExecutorSettings(), image_name=image_name, **settings)
-        if tools_path is not None:
-            spec = dataclasses.replace(spec, tools_path=Path(tools_path))
-        if skills_path is not None:
-            spec = dataclasses.replace(spec, skills_path=Path(skills_path))
-        _hardening.check_limits(spec)
         self.settings = spec
         engine = sandbox_engine
         if engine is None:

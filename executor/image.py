@@ -30,7 +30,7 @@ from typing import Any
 import docker.errors
 
 import docker
-from settings import PROJECT_ROOT, load_settings
+from settings import EXIT_CONFIG, PROJECT_ROOT, ConfigError, load_settings, refusal
 
 DOCKER_DIR = PROJECT_ROOT / "docker"
 INPUTS_LABEL = "mcp-code-executor.inputs-hash"
@@ -314,7 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tag", help="name of the baked image (default: <image>-baked)")
     args = parser.parse_args(argv)
-    spec = load_settings().executor
+    try:
+        spec = load_settings().executor
+    except ConfigError as exc:  # `make run` builds first: its refusal must not be a traceback
+        print(refusal(exc), file=sys.stderr)
+        return EXIT_CONFIG
     image_name = spec.image_name
     try:
         if args.command == "status":

@@ -38,7 +38,6 @@ APP_LABEL = "mcp-code-executor.app"
 SESSION_LABEL = "mcp-code-executor.session"
 USER_LABEL = "mcp-code-executor.user"
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
-_APP_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
 _RETENTION_EVERY_S = 3600.0
 _POOL_YIELD_S = 10.0  # a refill waits at most this long for session creations to pass
 
@@ -65,10 +64,6 @@ class SandboxManager:
         skills_path: Path | None,
         exec_word: str = "docker exec",
     ) -> None:
-        if not _APP_LABEL_RE.match(spec.app_label):
-            raise ValueError(
-                f"app_label {spec.app_label!r} must be lowercase letters, digits, '-._'"
-            )
         self.engine = engine
         self.spec = spec
         self.tools_path = tools_path

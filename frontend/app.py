@@ -22,12 +22,11 @@ import gradio as gr
 from agent.events import TurnDone
 from agent.service import ChatService, ModelInfo, upload_name
 from executor import ExecutorError
-from settings import Settings
+from settings import LOCAL_USER, Settings
 
 from .chat_ui import Transcript, is_image, messages_from_history
 from .panels import SEARCH_FROM, chat_choices, examples, file_rows, mcp_panel
 from .tabs import TabTracker
-from .users import LOCAL_USER
 
 logger = logging.getLogger(__name__)
 

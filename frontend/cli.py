@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 
 from executor import DockerExecutionClient, ExecutorError, SandboxUnavailableError
-from settings import ConfigError, Settings, load_settings
+from settings import EXIT_CONFIG, ConfigError, Settings, load_settings, refusal
 
 from . import cli_users
 from .exposure import exposure_report
@@ -153,14 +153,7 @@ def _model_check(settings: Settings) -> Check:
     return Check(*model_report(settings))
 
 
-def doctor() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(
-            Check("fail", f"settings: {exc}", "fix the variable in .env or the environment").line()
-        )
-        return 1
+def doctor(settings: Settings) -> int:
     checks = [
         Check("ok", "settings load"),
         *_executor_checks(settings),
@@ -175,10 +168,10 @@ def doctor() -> int:
     return 1 if failed else 0
 
 
-def cleanup(yes: bool, images: bool = False) -> int:
+def cleanup(settings: Settings, yes: bool, images: bool = False) -> int:
     """Remove every container and pool member of this app; volumes (chat files) after asking;
-    images only with --images. Says what is there and what it takes."""
-    settings = load_settings()
+    images only with --images. Says what is there and what it takes. (A command line: the
+    executor's blocking verbs are right here.)"""
     client = _executor(settings)
     try:
         before = asyncio.run(client.inventory())
@@ -235,15 +228,22 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("mcp", help="serve the MCP tools on stdin/stdout (for desktop clients)")
     commands.add_parser("token", help="create, list or revoke MCP tokens")
     args = parser.parse_args(argv)
-    if args.command == "user":
-        return cli_users.run(args)
-    if args.command == "doctor":
-        return doctor()
-    if args.command == "cleanup":
-        return cleanup(args.yes, args.images)
-    from .server import main as run_app
+    if args.command == "run":
+        from .server import main as run_app
 
-    return run_app()
+        return run_app()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        if args.command == "doctor":
+            print(Check("fail", f"settings: {exc}", "fix them in .env or the environment").line())
+        print(refusal(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "user":
+        return cli_users.run(args, settings)
+    if args.command == "doctor":
+        return doctor(settings)
+    return cleanup(settings, args.yes, args.images)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import re
 import httpx
 import pytest
 
-from frontend.users import LOCAL_USER
+from settings import LOCAL_USER
 from tests.login_app import serve
 
 HTML = {"accept": "text/html,application/xhtml+xml"}
