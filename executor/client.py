@@ -73,18 +73,21 @@ class DockerExecutionClient(WorkspaceFiles):
         **settings: Any,
     ) -> None:
         known = {f.name for f in dataclasses.fields(ExecutorSettings)}
-        unknown = sorted(set(settings) - known)
+        unknown = [
+            Problem(name, repr(value), "a field of settings.ExecutorSettings")
+            for name, value in sorted(settings.items())
+            if name not in known
+        ]
+        given = {name: value for name, value in settings.items() if name in known}
+        for name, value in (("tools_path", tools_path), ("skills_path", skills_path)):
+            if value is not None:
+                given[name] = value
+        try:  # every value is checked here, as when loaded (one ConfigError naming each)
+            spec = dataclasses.replace(ExecutorSettings(), image_name=image_name, **given)
+        except ConfigError as exc:
+            raise ConfigError.of([*unknown, *exc.problems]) from None
         if unknown:
-            raise ConfigError.of(
-                [
-                    Problem(name, repr(settings[name]), "a field of settings.ExecutorSettings")
-                    for name in unknown
-                ]
-            )
-        overrides = {"tools_path": tools_path, "skills_path": skills_path}
-        settings.update({k: v for k, v in overrides.items() if v is not None})
-        # Every value is checked here (ConfigError naming each bad one), as when loaded.
-        spec = dataclasses.replace(ExecutorSettings(), image_name=image_name, **settings)
+            raise ConfigError.of(unknown)
         self.settings = spec
         engine = sandbox_engine
         if engine is None:

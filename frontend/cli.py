@@ -228,17 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("mcp", help="serve the MCP tools on stdin/stdout (for desktop clients)")
     commands.add_parser("token", help="create, list or revoke MCP tokens")
     args = parser.parse_args(argv)
-    if args.command == "run":
-        from .server import main as run_app
-
-        return run_app()
     try:
-        settings = load_settings()
+        settings = load_settings()  # before the web app's imports: a refusal comes at once
     except ConfigError as exc:
         if args.command == "doctor":
             print(Check("fail", f"settings: {exc}", "fix them in .env or the environment").line())
         print(refusal(exc), file=sys.stderr)
         return EXIT_CONFIG
+    if args.command == "run":
+        from .server import main as run_app
+
+        return run_app()
     if args.command == "user":
         return cli_users.run(args, settings)
     if args.command == "doctor":
