@@ -25,7 +25,7 @@ from ._registry import WorkspaceRegistry
 from ._retention import LastUse, expired
 from .engines.base import Engine
 from .errors import ContainerNotFoundError, EngineError, ExecutorError
-from .image import LOCAL_BASE_REPO, status_from_labels
+from .image_inputs import LOCAL_BASE_REPO, status_from_labels
 from .keys import split_key
 from .pool import POOL_LABEL, PoolMember, WarmPool
 from .results import Inventory, PoolStatus, SandboxInfo

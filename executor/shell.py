@@ -14,8 +14,6 @@ import logging
 import shlex
 import sys
 
-import docker.errors
-
 from settings import load_settings
 
 from .client import DockerExecutionClient
@@ -96,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if not args.cleanup:
-            with contextlib.suppress(ExecutorError, docker.errors.DockerException):
+            with contextlib.suppress(ExecutorError):  # the executor translates engine errors
                 client.stop_container(args.session)
     return 0
 
