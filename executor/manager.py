@@ -271,17 +271,36 @@ class SandboxManager:
                 except ExecutorError as exc:
                     logger.warning("could not stop %s: %s", sandbox.container.name, exc)
 
-    def remove(self, key: str, *, volume: bool = False) -> None:
+    def remove(self, key: str) -> None:
+        """Remove the key's container; its workspace stays (the next use makes a container)."""
         self.start()
         with self._lock:
             sandbox = self._sandboxes.pop(key, None) or self._new_sandbox(key)
-        sandbox.remove(volume=volume)
-        if volume:
-            self.registry.drop(key)
+        sandbox.remove(volume=False)
 
-    def remove_all(self, *, volumes: bool = False) -> None:
+    def delete(self, key: str) -> str:
+        """Delete the key's container and workspace, and every record of them (the warm pool's
+        registry, the last use): nothing of the session is left. Returns the volume deleted."""
+        self.start()
+        with self._lock:
+            sandbox = self._sandboxes.pop(key, None) or self._new_sandbox(key)
+        sandbox.remove(volume=True)
+        self._forget_workspace(key, sandbox.container.volume)
+        return sandbox.container.volume
+
+    def _forget_workspace(self, key: str | None, volume: str) -> None:
+        """Drop what this manager keeps about a deleted workspace, so that a new session under
+        the same key is new in every way (it may take a pooled container again)."""
+        if key:
+            self.registry.drop(key)
+        self.last_use.forget(volume)
+        self.last_use.save()
+        self._volumes_at_start.discard(volume)
+
+    def remove_all(self, *, volumes: bool = False) -> list[tuple[str, str]]:
         """Remove every container (and volume, when asked) with this app's label. Works
-        without the image and without starting (no adoption, no pool)."""
+        without the image and without starting (no adoption, no pool). Returns the (key,
+        volume) of each workspace deleted (the key is "" for an unclaimed pool member's)."""
         self.engine.ping()
         if self.pool is not None:
             self.pool.close()  # its members go too; a later start() makes a new pool
@@ -290,11 +309,18 @@ class SandboxManager:
         self._forget_sessions("the sandbox was removed")
         for info in self.engine.list(self.app_labels):
             self.engine.remove(info.id)
+        deleted: list[tuple[str, str]] = []
         if volumes:
             for volume in self.engine.list_volumes(self.app_labels):
                 with contextlib.suppress(ContainerNotFoundError):
                     self.engine.remove_volume(volume.name)
+                    key, _ = self._owner_of(volume.name, volume.labels)  # before the clear
+                    deleted.append((key, volume.name))
+                    self.last_use.forget(volume.name)
             self.registry.clear()
+            self.last_use.save()
+            self._volumes_at_start.clear()
+        return deleted
 
     def pool_status(self) -> PoolStatus:
         pool = self.pool
@@ -397,9 +423,7 @@ class SandboxManager:
                 self._sandboxes.pop(key, None)
             self.engine.remove(container)
             self.engine.remove_volume(volume)
-            if key:
-                self.registry.drop(key)
-            self.last_use.forget(volume)
+            self._forget_workspace(key, volume)
             deleted.append(volume)
             logger.info("retention: deleted workspace %s (unused for %g days)", volume, days)
             if self.on_retention is not None:

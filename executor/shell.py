@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.cleanup:
             with contextlib.suppress(ExecutorError):  # the executor translates engine errors
-                client.stop_container(args.session)
+                asyncio.run(client.stop(args.session))
     return 0
 
 

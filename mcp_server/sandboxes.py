@@ -17,12 +17,11 @@ of someone else's id cannot reach their sandbox; an unknown id and another user'
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -183,19 +182,6 @@ class SandboxStore:
             self._db.close()
 
 
-def running_keys(executor: DockerExecutionClient, owner: str) -> set[str]:
-    """Keys of `owner` whose containers run now.
-
-    The executor has no public call for this yet: prefer `live_keys(owner)` once it exists,
-    else ask its manager (the one private reach of this package)."""
-    public: Callable[[str], set[str]] | None = getattr(executor, "live_keys", None)
-    if public is not None:
-        return set(public(owner))
-    manager = getattr(executor, "_manager", None)
-    live = getattr(manager, "live_keys", None)
-    return set(live(owner)) if live is not None else set()
-
-
 class Sandboxes:
     """Resolves, creates, lists and closes a user's sandbox handles."""
 
@@ -242,7 +228,7 @@ class Sandboxes:
 
     async def list(self, user: str) -> list[dict]:
         """The user's MCP sandboxes and chats: id, kind, title, created, last used, running."""
-        live = running_keys(self.executor, user)
+        live = self.executor.live_keys(user)
         listed = []
         mcp = {s.sandbox_id: s for s in self.store.list(user)}
         if DEFAULT_ID not in mcp:
@@ -261,11 +247,13 @@ class Sandboxes:
 
     async def close(self, user: str, sandbox_id: str | None, delete_workspace: bool) -> Sandbox:
         """Remove the sandbox's container (its workspace too when asked; then an MCP handle is
-        forgotten). Without delete_workspace the handle stays and its next use starts afresh."""
+        forgotten). Without delete_workspace the handle stays and its next use starts afresh.
+        Deleting goes through the executor's one deletion verb, as the web UI's delete does."""
         found = await self.resolve(user, sandbox_id)
-        await asyncio.to_thread(
-            self.executor.cleanup_container, found.key, remove_volume=delete_workspace
-        )
+        if delete_workspace:
+            await self.executor.delete_session(found.key)
+        else:
+            await self.executor.remove_container(found.key)
         if delete_workspace and found.kind == "mcp":
             self.store.delete(user, found.sandbox_id)
         return found

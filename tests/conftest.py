@@ -112,7 +112,7 @@ def make_executor(docker_client, app_label, state_dir):
         for name, value in NO_EXTRAS.items():
             settings.setdefault(name, value)
         settings.setdefault("state_dir", state_dir)
-        settings.setdefault("audit_log", state_dir / f"audit-{len(made)}.jsonl")
+        settings.setdefault("audit_log", state_dir / f"audit-{uuid.uuid4().hex[:8]}.jsonl")
         client = DockerExecutionClient(**settings)
         made.append(client)
         return client

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -11,6 +12,7 @@ import docker
 from executor import DockerExecutionClient, ImageNotFoundError
 from executor.manager import container_name
 from tests.conftest import HOSTILE_IDS, app_containers
+from tests.support import audit_lines, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -24,10 +26,12 @@ async def test_hostile_user_ids_get_safe_distinct_containers(executor, docker_cl
     )
     assert all(code == 0 for code, _, _ in results)
     assert len({out for _, out, _ in results}) == len(HOSTILE_IDS)  # each its own container
-    for uid in HOSTILE_IDS:
-        name = container_name(executor.settings.app_label, uid)
-        assert name == container_name(executor.settings.app_label, uid)
+    names = {uid: (await executor.sandbox_info(uid)).container_name for uid in HOSTILE_IDS}
+    assert len(set(names.values())) == len(HOSTILE_IDS)  # distinct names, one container each
+    for uid, name in names.items():
+        assert re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name), name  # safe for any engine
         assert len(name) < 128
+        assert name == container_name(executor.settings.app_label, uid)  # found again by name
         label = docker_client.containers.get(name).labels["mcp-code-executor.user"]
         if uid.isprintable() or uid == "":
             assert label == uid[:1024]
@@ -113,12 +117,12 @@ async def test_idle_containers_are_stopped_then_restarted_transparently(
     assert docker_client.containers.get(name).status == "running"
 
 
-async def test_stop_and_cleanup_container(executor, docker_client, user_id):
+async def test_stop_then_remove_container_keeps_the_workspace(executor, docker_client, user_id):
     await executor.write_file(user_id, "x.txt", "kept")
     name = container_name(executor.settings.app_label, user_id)
-    executor.stop_container(user_id)
+    await executor.stop(user_id)
     assert docker_client.containers.get(name).status == "exited"
-    executor.cleanup_container(user_id)
+    await executor.remove_container(user_id)
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(name)
     assert await executor.read_file(user_id, "x.txt") == "kept"  # the volume stayed
@@ -169,3 +173,61 @@ async def test_retention_deletes_old_unused_workspaces_but_never_a_live_one(
         await client.read_file("old-stopped", "a.txt")
     audit = client.settings.audit_log.read_text()
     assert '"operation": "retention_delete"' in audit
+
+
+async def test_closing_an_mcp_sandbox_with_its_workspace_is_the_audited_deletion(
+    make_executor, docker_client, tmp_path
+):
+    """MCP's close_sandbox(delete_workspace=True) goes through the UI's deletion verb: container
+    and workspace gone, the handle forgotten, one audit line saying who deleted what."""
+    from mcp_server import NoSuchSandbox, Sandboxes, SandboxStore
+
+    client = make_executor()
+    sandboxes = Sandboxes(SandboxStore(tmp_path / "mcp.db"), client)
+    handle = await sandboxes.create("alice", "scratch")
+    await client.write_file(handle.key, "secret.txt", "gone soon")
+    info = await client.sandbox_info(handle.key)
+    await sandboxes.close("alice", handle.sandbox_id, delete_workspace=True)
+    assert not docker_client.containers.list(all=True, filters={"name": info.container_name})
+    assert not docker_client.volumes.list(filters={"name": info.volume})
+    with pytest.raises(NoSuchSandbox):
+        await sandboxes.resolve("alice", handle.sandbox_id)
+    deletions = [e for e in audit_lines(client.settings.audit_log) if e["operation"] == "delete"]
+    assert [(e["user"], e["session"], e.get("error")) for e in deletions] == [
+        ("alice", f"mcp:{handle.sandbox_id}", None)
+    ]
+
+
+async def test_a_deleted_session_starts_afresh_from_the_warm_pool_after_a_restart(
+    make_executor, tmp_path
+):
+    """Deleting forgets every record of the workspace: a session that had one before a restart,
+    once deleted, takes a warm container again (instead of waiting to make its own)."""
+    first = make_executor()
+    await first.write_file("returning", "old.txt", "from before the restart")
+    again = make_executor(
+        app_label=first.settings.app_label, pool_size=1, pool_check_interval_s=0.5
+    )
+    await again.start()
+    await wait_for(lambda: again.pool_status().ready == 1, what="the pool to fill")
+    await again.delete_session("returning")
+    await again.write_file("returning", "new.txt", "fresh")
+    info = await again.sandbox_info("returning")
+    assert "-pool-" in info.container_name  # took the warm member
+    assert [f.path for f in await again.list_files("returning")] == ["/workspace/new.txt"]
+    assert [e["operation"] for e in audit_lines(again.settings.audit_log)][-2:] == [
+        "delete",
+        "upload",
+    ]
+
+
+async def test_every_deletion_leaves_an_audit_line_a_no_op_one_too(make_executor):
+    client = make_executor()
+    await client.write_file("doomed", "a.txt", "x")
+    client.cleanup_all(remove_volumes=True)  # `make cleanup --yes`
+    await client.delete_session("never-made")  # nothing there: still said
+    entries = audit_lines(client.settings.audit_log)
+    assert [(e["operation"], e["user"]) for e in entries[1:]] == [
+        ("cleanup_delete", "doomed"),
+        ("delete", "never-made"),
+    ]

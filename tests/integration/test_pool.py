@@ -7,23 +7,15 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from executor import DockerExecutionClient
 from executor.pool import POOL_LABEL
 from tests.conftest import app_containers
+from tests.support import wait_for
 
 pytestmark = pytest.mark.docker
-
-
-async def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 def pool_containers(docker_client, label: str) -> list:
@@ -172,7 +164,7 @@ async def test_a_session_with_a_workspace_keeps_it_instead_of_taking_a_pooled_on
 ):
     first = make_executor()  # no pool: a normal session container and volume
     await first.write_file("returning", "mine.txt", "still mine")
-    first.cleanup_container("returning")  # the container goes while the app is down
+    await first.remove_container("returning")  # the container goes while the app is down
     again = DockerExecutionClient(
         app_label=first.settings.app_label,
         pool_size=1,
