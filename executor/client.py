@@ -44,9 +44,6 @@ from .tools_index import ToolFunction
 
 T = TypeVar("T")
 
-_MAX_LIST_ENTRIES = 5000
-_BYTES_PER_S = 20 << 20  # file operations get 60 s plus this rate for their size
-
 
 class DockerExecutionClient(WorkspaceFiles):
     """Runs commands and moves files in one hardened container per user_id (a chat session).
