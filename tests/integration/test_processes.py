@@ -33,6 +33,7 @@ async def test_popen_children_are_killed_and_reaped_after_the_call(executor, use
     assert not again.python_state_lost
 
 
+@pytest.mark.docker_only("a per-container pids limit: pods have no such limit of their own")
 async def test_forking_to_the_pids_limit_leaves_no_zombies_and_bash_still_runs(executor, user_id):
     code = (
         "import os\nn = 0\nwhile True:\n    try:\n        pid = os.fork()\n"

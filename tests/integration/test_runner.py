@@ -112,6 +112,7 @@ async def test_two_sessions_have_separate_interpreters(executor, user_id):
     assert "NameError" in other.stderr
 
 
+@pytest.mark.docker_only("a sandbox-user exec through Docker (Kubernetes: test_exec_websocket.py)")
 async def test_runner_killed_between_calls_is_restarted(executor, user_id, docker_client):
     await executor.execute_bash(user_id, "true")
     info = await executor.sandbox_info(user_id)
