@@ -17,7 +17,7 @@ import docker
 from executor import DockerExecutionClient
 from executor.image import image_status
 from settings import PROJECT_ROOT, ExecutorSettings
-from tests.daemons import DATA_ROOT, SecondDockerd, TlsFiles
+from tests.support.daemons import DATA_ROOT, SecondDockerd, TlsFiles
 from tests.support.engines import (  # the Kubernetes exec tier's, shared with tests/integration
     IN_CI,
     NO_EXTRAS,

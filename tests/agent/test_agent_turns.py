@@ -20,8 +20,8 @@ from agent.events import (
 )
 from executor import chat_key
 from tests.agent.conftest import collect
-from tests.scripted_llm import FailingLlm, ScriptedLlm
 from tests.support import wait_for
+from tests.support.scripted_llm import FailingLlm, ScriptedLlm
 
 pytestmark = pytest.mark.docker
 

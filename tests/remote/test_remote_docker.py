@@ -14,7 +14,7 @@ import pytest
 from executor import DockerExecutionClient, ExecutionResult, OutputChunk, SandboxUnavailableError
 from executor.engines.docker import DockerEngine
 from tests.conftest import NO_EXTRAS
-from tests.daemons import host_bridges
+from tests.support.daemons import host_bridges
 
 pytestmark = [pytest.mark.docker, pytest.mark.remote]
 

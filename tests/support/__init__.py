@@ -1,6 +1,9 @@
-"""Helpers shared by the test tiers (one definition each): free ports, waiting for a condition,
-reading the audit log. Fixtures live in the conftest files; the engine fixtures shared by the
-integration and Kubernetes tiers in `tests/support/engines.py`."""
+"""Helpers shared by the test tiers, one definition each.
+
+Here: free ports, waiting for a condition, reading the audit log. Beside it: `engines.py` (clients
+on each engine, and the Kubernetes exec tier's session fixtures), `daemons.py` (a second Docker
+daemon), `login_app.py` (the login layer served alone), `scripted_llm.py` (scripted models).
+Fixtures live in the conftest files; tests/fakes holds the fake model APIs."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from settings import LOCAL_USER
-from tests.login_app import serve
+from tests.support.login_app import serve
 
 HTML = {"accept": "text/html,application/xhtml+xml"}
 

@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 
 from frontend.users import Authenticator, UserError, UserStore, validate_name
 from settings import LOCAL_USER, ConfigError
-from tests.login_app import cheap_hasher
+from tests.support.login_app import cheap_hasher
 
 
 @pytest.fixture
