@@ -21,7 +21,7 @@ image: $(STAMP)
 	$(PY) -m executor.image build
 
 run: image
-	GRADIO_ANALYTICS_ENABLED=False $(PY) -m frontend.server
+	GRADIO_ANALYTICS_ENABLED=False $(PY) -m frontend.cli run  # settings first: a refusal comes at once
 
 test: image lint
 	$(PY) -m pytest

@@ -23,16 +23,16 @@ pytestmark = pytest.mark.docker
 
 PYTHON = sys.executable
 ADK = str(Path(sys.executable).parent / "adk")
-MAKE_RUN = [PYTHON, "-m", "frontend.server"]  # what `make run` starts (after the image step)
+MAKE_RUN = [PYTHON, "-m", "frontend.cli", "run"]  # what `make run` starts after the image step
 MAKE_DOCTOR = [PYTHON, "-m", "frontend.cli", "doctor"]
 
 ENTRY_POINTS = {
     "make run (image step)": [PYTHON, "-m", "executor.image", "build"],
     "make run": MAKE_RUN,
+    "python -m frontend.server": [PYTHON, "-m", "frontend.server"],  # the web app's own module
     "make doctor": MAKE_DOCTOR,
     "cli cleanup": [PYTHON, "-m", "frontend.cli", "cleanup", "--yes"],
     "cli user list": [PYTHON, "-m", "frontend.cli", "user", "list"],
-    "cli run": [PYTHON, "-m", "frontend.cli", "run"],
     "python -m mcp_server": [PYTHON, "-m", "mcp_server"],
     "mcp-code-executor mcp": [PYTHON, "-m", "frontend.cli", "mcp"],
     "adk run agent": [ADK, "run", "agent"],
