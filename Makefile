@@ -38,17 +38,18 @@ $(MCP_STAMP):
 mcp-servers: $(MCP_STAMP)
 
 run: image mcp-servers
-	GRADIO_ANALYTICS_ENABLED=False $(PY) -m frontend.server
+	GRADIO_ANALYTICS_ENABLED=False $(PY) -m frontend.cli run  # settings first: a refusal comes at once
 
 test: image lint mcp-servers
 	$(PY) -m pytest
 
-# The executor's integration cases and the Kubernetes-specific ones on a real cluster: KUBECONFIG
+# The executor's integration cases (their [kubernetes] variants) and the Kubernetes-specific
+# ones on a real cluster: KUBECONFIG
 # (and EXECUTOR_K8S_CONTEXT) name it, EXECUTOR_K8S_NAMESPACE a namespace you may use, and
 # EXECUTOR_IMAGE_NAME the baked sandbox image, pushed where the nodes pull from.
 test-k8s: $(STAMP)
 	EXECUTOR_ENGINE=kubernetes $(PY) -m pytest -m kubernetes \
-		tests/kubernetes/test_executor_cases.py tests/kubernetes/test_exec_websocket.py
+		tests/integration tests/kubernetes/test_exec_websocket.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .

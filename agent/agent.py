@@ -4,12 +4,19 @@
 the environment's settings on first access only (PEP 562 module `__getattr__`), so importing this
 package reads no `.env`, builds no executor client and starts nothing; the app, which builds its
 own agent, never makes a second client.
+
+Bad settings: ADK's loader wraps any exception of the agent module in its own error (a RuntimeError
+whose traceback `adk run` prints; `adk web` logs it and answers 500). Under `adk run`, the terminal
+chat, the settings' message is printed instead and the process exits with code 2, as `make run`
+does; anywhere else (`adk web`, a program importing `root_agent`) the ConfigError is raised.
 """
 
 from __future__ import annotations
 
 import atexit
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from google.adk.agents import LlmAgent
 from google.adk.agents.readonly_context import ReadonlyContext
@@ -18,7 +25,7 @@ from google.adk.models.google_llm import Gemini
 
 from code_mode import McpHub, app_executor, hub_of, surface_index
 from executor import DockerExecutionClient
-from settings import Settings, load_settings
+from settings import EXIT_CONFIG, ConfigError, Settings, load_settings, refusal
 from tool_surface import ToolIndex
 
 from . import offline
@@ -103,9 +110,22 @@ def __getattr__(name: str) -> LlmAgent:
     if name != "root_agent":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if _root_agent is None:
-        settings = load_settings()
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            if _under_adk_run():
+                print(refusal(exc), file=sys.stderr)  # noqa: T201 - the CLI's answer
+                raise SystemExit(EXIT_CONFIG) from exc
+            raise
         executor = app_executor(settings)
         atexit.register(executor.services.close)  # code mode's servers stop with `adk run`
         atexit.register(executor.stop_all)  # `adk run` leaves no sandbox running behind it
         _root_agent = create_agent(settings, executor)
     return _root_agent
+
+
+def _under_adk_run() -> bool:
+    """Whether this is `adk run ...`, whose loader would bury the message in a traceback."""
+    program = Path(sys.argv[0])
+    adk = program.name == "adk" or program.parts[-3:-1] == ("adk", "cli")  # or python -m
+    return adk and sys.argv[1:2] == ["run"]

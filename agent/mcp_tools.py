@@ -15,10 +15,10 @@ from typing import Any, Protocol
 from google.adk.agents.readonly_context import ReadonlyContext
 from google.adk.tools.mcp_tool import McpToolset, StreamableHTTPConnectionParams
 
+from executor import chat_key
 from tool_surface import SANDBOX_HEADER, TOOL_NAMES
 
 from .live import LiveOutputHub
-from .tools import sandbox_key
 
 
 class Signer(Protocol):
@@ -43,7 +43,7 @@ def mcp_toolset(
     ) -> Callable[[float, float | None, str | None], Awaitable[None]] | None:
         if live is None or callback_context is None:
             return None
-        key = sandbox_key(callback_context.user_id, callback_context.session.id)
+        key = chat_key(callback_context.user_id, callback_context.session.id)
         call_id = getattr(callback_context, "function_call_id", "") or ""
 
         async def publish(_progress: float, _total: float | None, message: str | None) -> None:

@@ -20,6 +20,8 @@ from google.adk.models import BaseLlm, LlmRequest, LlmResponse
 from google.adk.models.registry import LLMRegistry
 from google.genai import types
 
+from executor.text import fence
+
 from .events import upload_paths
 
 OFFLINE_MODEL = "offline"
@@ -74,11 +76,6 @@ def plan_calls(text: str) -> list[tuple[str, dict[str, Any]]]:
     return calls
 
 
-def _fence(text: str, lang: str = "") -> str:
-    ticks = "````" if "```" in text else "```"
-    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
-
-
 def describe_result(name: str, args: dict[str, Any], response: dict[str, Any]) -> str:
     """One tool result in words, as a model would report it."""
     if response.get("status") == "error":
@@ -97,9 +94,9 @@ def describe_result(name: str, args: dict[str, Any], response: dict[str, Any]) -
             f"in {response.get('duration_s', 0):.2f} s."
         ]
         if response.get("stdout"):
-            parts.append(_fence(response["stdout"]))
+            parts.append(fence(response["stdout"]))
         if response.get("stderr"):
-            parts.append("stderr:\n" + _fence(response["stderr"]))
+            parts.append("stderr:\n" + fence(response["stderr"]))
         if not response.get("stdout") and not response.get("stderr"):
             parts.append("(no output)")
         if response.get("note"):
@@ -121,7 +118,7 @@ def describe_result(name: str, args: dict[str, Any], response: dict[str, Any]) -
         listed = listed or "(none)"
         usage = "Import them in Python: `from tools.example import greet`."
         return f"Tool modules in /tools:\n\n{listed}\n\n{usage}"
-    return _fence(str(response))
+    return fence(str(response))
 
 
 def _last_user_turn(contents: list[types.Content]) -> tuple[str, list[types.Part]]:

@@ -31,7 +31,7 @@ from google.adk.sessions import BaseSessionService
 from google.genai import types
 
 from code_mode import app_executor, hub_of
-from executor import DockerExecutionClient, ExecutorError, FileInfo
+from executor import DockerExecutionClient, ExecutorError, FileInfo, chat_key
 from settings import Settings, model_name
 
 from .agent import create_agent
@@ -53,7 +53,6 @@ from .mcp_tools import Signer
 from .model_errors import describe_model_error
 from .models import RETRY_NOTICE
 from .sessions import make_session_service
-from .tools import sandbox_key
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +76,6 @@ class SessionInfo:
 class ModelInfo:
     name: str
     offline: bool
-
-    @property
-    def label(self) -> str:
-        if self.offline:
-            return "Offline model (runs the code you write; set GOOGLE_API_KEY for Gemini)"
-        return f"Model: {self.name}"
 
 
 def upload_name(name: str) -> str:
@@ -256,17 +249,13 @@ class ChatService:
     async def delete_chat(self, user_id: str, session_id: str) -> None:
         """Delete a chat: its history, its images, its container and its workspace."""
         self.stop(user_id, session_id)
-        await self.executor.delete_session(sandbox_key(user_id, session_id))
+        await self.executor.delete_session(chat_key(user_id, session_id))
         scope = {"app_name": APP_NAME, "user_id": user_id, "session_id": session_id}
         for name in await self.artifacts.list_artifact_keys(**scope):
             await self.artifacts.delete_artifact(filename=name, **scope)
         await self.sessions.delete_session(
             app_name=APP_NAME, user_id=user_id, session_id=session_id
         )
-
-    def sandbox_key(self, user_id: str, session_id: str) -> str:
-        """The executor key of a chat: the one place the UI and MCP get it from."""
-        return sandbox_key(user_id, session_id)
 
     # -- the chat's workspace (the UI never builds executor keys itself) --------------------
 
@@ -277,18 +266,18 @@ class ChatService:
 
     async def workspace_files(self, user_id: str, session_id: str) -> list[FileInfo]:
         return await self.executor.list_files(
-            sandbox_key(user_id, session_id), "/workspace", recursive=True
+            chat_key(user_id, session_id), "/workspace", recursive=True
         )
 
     async def download_to(self, user_id: str, session_id: str, path: str, dest: Path) -> int:
-        return await self.executor.download_to(sandbox_key(user_id, session_id), path, dest)
+        return await self.executor.download_to(chat_key(user_id, session_id), path, dest)
 
     async def zip_workspace_to(self, user_id: str, session_id: str, dest: Path) -> int:
-        return await self.executor.zip_workspace_to(sandbox_key(user_id, session_id), dest)
+        return await self.executor.zip_workspace_to(chat_key(user_id, session_id), dest)
 
     async def stop_sandbox(self, user_id: str, session_id: str) -> None:
         """Stop the chat's container (files kept; the next turn starts it again)."""
-        await self.executor.stop(sandbox_key(user_id, session_id))
+        await self.executor.stop(chat_key(user_id, session_id))
 
     # -- turns -----------------------------------------------------------------------------
 
@@ -332,7 +321,7 @@ class ChatService:
         for name, data in files:
             path = f"/workspace/{upload_name(name)}"
             try:
-                await self.executor.upload_file(sandbox_key(user_id, session_id), path, data)
+                await self.executor.upload_file(chat_key(user_id, session_id), path, data)
             except ExecutorError as exc:
                 problems.append(ErrorEvent(f"Could not upload {name}: {exc}"))
                 continue
@@ -377,7 +366,7 @@ class ChatService:
         runner = self.runner_for(model)
         # ADK events, live tool output and retry notices share one queue, in order.
         queue: asyncio.Queue[ChatEvent | None] = asyncio.Queue()
-        key = sandbox_key(user_id, session_id)
+        key = chat_key(user_id, session_id)
 
         async def run_agent() -> None:
             converter = EventConverter(model=model)

@@ -30,11 +30,6 @@ logger = logging.getLogger(__name__)
 _CONTEXT = inspect.Parameter("tool_context", inspect.Parameter.KEYWORD_ONLY, annotation=ToolContext)
 
 
-def sandbox_key(user_id: str, session_id: str) -> str:
-    """The executor key of one chat: the UI and MCP compute the same to reach the same sandbox."""
-    return chat_key(user_id, session_id)
-
-
 def error_result(exc: Exception) -> dict[str, Any]:
     """An executor error as data the model can act on."""
     return {"status": "error", "error": str(exc), "hint": hint_for(exc)}
@@ -56,7 +51,7 @@ def make_tools(
 
 def _function_tool(surface: ToolSurface, spec: ToolSpec, live: LiveOutputHub | None) -> Callable:
     async def body(tool_context: ToolContext, **args: Any) -> dict[str, Any]:
-        key = sandbox_key(tool_context.user_id, tool_context.session.id)
+        key = chat_key(tool_context.user_id, tool_context.session.id)
         output = None
         if live is not None and spec.streams_output:
             call_id = tool_context.function_call_id or ""

@@ -27,7 +27,7 @@ from agent.service import ChatService
 from bench._common import pct, publish
 from executor import DockerExecutionClient
 from settings import load_settings
-from tests.scripted_llm import ScriptedLlm
+from tests.support.scripted_llm import ScriptedLlm
 
 
 async def main(turns: int) -> str:

@@ -155,7 +155,7 @@ class Ours:
         return self.call(self.client.sandbox_info(key)).container_name
 
     def close(self, key) -> None:
-        self.client.cleanup_container(key, remove_volume=True)
+        self.call(self.client.delete_session(key))
 
     def shutdown(self) -> None:
         self.client.cleanup_all(remove_volumes=True)

@@ -182,7 +182,7 @@ async def gvisor_rows(runs: int) -> str:
     """runc against runsc (gVisor) on one daemon that has both: the tests' second dockerd."""
     from executor.engines.docker import DockerEngine
     from tests.conftest import _runsc_wrapper
-    from tests.daemons import SecondDockerd
+    from tests.support.daemons import SecondDockerd
 
     runtimes = _runsc_wrapper()
     if not runtimes:

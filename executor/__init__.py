@@ -10,7 +10,6 @@ from .client import DockerExecutionClient
 from .errors import (
     ContainerConflictError,
     ContainerNotFoundError,
-    DockerUnavailableError,
     EngineError,
     ExecutorError,
     FileTooLargeError,
@@ -26,7 +25,7 @@ from .errors import (
     SandboxStartError,
     SandboxUnavailableError,
 )
-from .keys import chat_key, split_key
+from .keys import SANDBOX_HEADER, chat_key, split_key
 from .results import (
     ExecutionResult,
     FileInfo,
@@ -39,10 +38,10 @@ from .results import (
 from .tools_index import ToolFunction
 
 __all__ = [
+    "SANDBOX_HEADER",
     "ContainerConflictError",
     "ContainerNotFoundError",
     "DockerExecutionClient",
-    "DockerUnavailableError",
     "EngineError",
     "ExecutionResult",
     "ExecutorError",

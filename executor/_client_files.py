@@ -179,8 +179,3 @@ class WorkspaceFiles:
         args = {"path": path, "recursive": recursive, "max_entries": _MAX_LIST_ENTRIES}
         data, _ = await self._file(user_id, "list", args, stdout_limit=16 << 20)
         return [FileInfo(**entry) for entry in json.loads(data or b"[]")]
-
-    async def workspace_usage(self, user_id: str) -> int:
-        """Bytes used in the session's /workspace."""
-        _, meta = await self._file(user_id, "usage", {}, stdout_limit=1024)
-        return int(meta.get("used", 0))

@@ -8,15 +8,14 @@ see the shared notes `sandbox-hardening.md`):
 - No capabilities, no-new-privileges, default seccomp, no network, read-only root filesystem.
 - pids/memory (no swap)/CPU limits are per container cgroup; an nproc ulimit would be shared by
   every container of the same uid, so it is not used.
-- tmpfs mounts are charged to the memory cgroup: their sizes are kept well below the memory limit.
+- tmpfs mounts are charged to the memory cgroup: their sizes are kept well below the memory limit
+  (the settings refuse a sum above half of it).
 - /workspace is the session's own named volume, so files survive the container being removed.
 - Logs are off (the host disk cannot be filled through the container's stdout); the environment
   is a fixed list, never the host's (an API key on the host must not be visible inside).
 """
 
 from __future__ import annotations
-
-from settings import ExecutorSettings
 
 SANDBOX_USER = "1000:1000"
 WORKSPACE = "/workspace"
@@ -51,16 +50,3 @@ SANDBOX_ENVIRONMENT = {
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     "PIP_NO_INPUT": "1",
 }
-
-
-def check_limits(spec: ExecutorSettings) -> None:
-    """Refuse limits that would brick a session (tmpfs is charged against the memory limit)."""
-    tmpfs_total = spec.tmp_size_bytes + spec.home_size_bytes + spec.shm_size_bytes
-    if tmpfs_total * 2 > spec.memory_limit_bytes:
-        raise ValueError(
-            f"tmpfs sizes add up to {tmpfs_total:,} bytes, more than half the memory limit "
-            f"({spec.memory_limit_bytes:,}); a full /tmp would leave commands no memory. "
-            "Lower EXECUTOR_TMP_SIZE_BYTES or raise EXECUTOR_MEMORY_LIMIT_BYTES."
-        )
-    if spec.pids_limit < 16 or spec.cpu_limit <= 0 or spec.max_file_bytes <= 0:
-        raise ValueError("pids_limit must be >= 16, cpu_limit and max_file_bytes > 0")

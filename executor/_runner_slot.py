@@ -8,14 +8,16 @@ and why, so the next call can say so.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from enum import Enum
 
 from settings import ExecutorSettings
 
-from ._container import SandboxContainer
+from ._container import KILL_ALL, SandboxContainer
 from ._wording import Notes, Notice
+from .engines.base import Engine
 from .errors import EngineError, ExecutorError
 from .runner import RunnerChannel, RunnerError, egress_enabled
 
@@ -137,3 +139,36 @@ class RunnerSlot:
         )
         off = self.failures >= FAILURES_ALLOWED
         notes.add(Notice.RUNNER_OFF if off else Notice.RUNNER_FAILED, reason=exc.reason)
+
+
+def runner_ahead(engine: Engine, spec: ExecutorSettings, container_id: str) -> RunnerChannel | None:
+    """Start a warm-pool member's runner (and its Python kernel) ahead of time; None if it will
+    not start (then the session starts one on first use)."""
+
+    def kill_all() -> None:
+        with contextlib.suppress(EngineError):
+            engine.exec_detached(container_id, ["bash", "-c", KILL_ALL])
+
+    try:
+        runner = RunnerChannel(
+            engine,
+            container_id,
+            kill_grace_s=spec.kill_grace_s,
+            kill_all=kill_all,
+            proxy=egress_enabled(spec),
+        )
+    except (RunnerError, EngineError) as exc:
+        logger.warning("pool member runner did not start: %s", exc)
+        return None
+    try:  # the Python kernel too, so a session's first run_python is as quick as its next
+        runner.request(
+            {"op": "python", "code": "", "timeout": 30, "limit": 4096, "flood": 1 << 20},
+            timeout_s=30,
+            stdout_limit=4096,
+            stderr_limit=4096,
+        )
+    except RunnerError as exc:
+        logger.warning("pool member kernel did not start: %s", exc)
+        runner.abandon()
+        return None
+    return runner

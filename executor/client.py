@@ -1,8 +1,10 @@
 """DockerExecutionClient: the async API the agent, the UI and the MCP server use.
 
 Engines are synchronous (the docker SDK is). Every call into one leaves the event loop here, at
-one boundary (`_offload`), onto a pool sized for `max_concurrency`, so many sessions run at once
-without serialising on asyncio's small default pool. A cancelled call sets a flag that the running
+one boundary (`_offload`), onto a thread pool sized for `max_concurrency`, so many sessions run
+at once without serialising on asyncio's small default pool. The only exceptions are the two
+blocking verbs at the end of the class (`stop_all`, `cleanup_all`), for exit hooks, command lines
+and synchronous teardown, where no event loop runs. A cancelled call sets a flag that the running
 command sees within a fraction of a second; the command and its children are then killed.
 """
 
@@ -20,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from settings import ExecutorSettings
+from settings import ConfigError, ExecutorSettings, Problem
 
-from . import _hardening, _validate, tools_index
+from . import _validate, tools_index
 from ._client_files import WorkspaceFiles
 from .audit import AuditLog, current_tags
 from .bridge.contracts import ToolBridge
@@ -44,9 +46,6 @@ from .tools_index import ToolFunction
 
 T = TypeVar("T")
 
-_MAX_LIST_ENTRIES = 5000
-_BYTES_PER_S = 20 << 20  # file operations get 60 s plus this rate for their size
-
 
 class DockerExecutionClient(WorkspaceFiles):
     """Runs commands and moves files in one hardened container per user_id (a chat session).
@@ -59,6 +58,9 @@ class DockerExecutionClient(WorkspaceFiles):
         sandbox_engine: An engine object to use (see `executor.engines`) instead of the one the
             `engine` setting names; overrides `docker_client`.
         **settings: Any field of `settings.ExecutorSettings`, e.g. `memory_limit_bytes=...`.
+
+    Raises:
+        ConfigError: a setting is unknown or cannot be used; the message names every one.
     """
 
     def __init__(
@@ -74,19 +76,21 @@ class DockerExecutionClient(WorkspaceFiles):
         **settings: Any,
     ) -> None:
         known = {f.name for f in dataclasses.fields(ExecutorSettings)}
-        unknown = set(settings) - known
+        unknown = [
+            Problem(name, repr(value), "a field of settings.ExecutorSettings")
+            for name, value in sorted(settings.items())
+            if name not in known
+        ]
+        given = {name: value for name, value in settings.items() if name in known}
+        for name, value in (("tools_path", tools_path), ("skills_path", skills_path)):
+            if value is not None:
+                given[name] = value
+        try:  # every value is checked here, as when loaded (one ConfigError naming each)
+            spec = dataclasses.replace(ExecutorSettings(), image_name=image_name, **given)
+        except ConfigError as exc:
+            raise ConfigError.of([*unknown, *exc.problems]) from None
         if unknown:
-            raise TypeError(f"unknown executor settings {sorted(unknown)}; known: {sorted(known)}")
-        paths = {f.name for f in dataclasses.fields(ExecutorSettings) if f.type in (Path, "Path")}
-        settings = {
-            k: Path(v) if k in paths and isinstance(v, str) else v for k, v in settings.items()
-        }
-        spec = dataclasses.replace(ExecutorSettings(), image_name=image_name, **settings)
-        if tools_path is not None:
-            spec = dataclasses.replace(spec, tools_path=Path(tools_path))
-        if skills_path is not None:
-            spec = dataclasses.replace(spec, skills_path=Path(skills_path))
-        _hardening.check_limits(spec)
+            raise ConfigError.of(unknown)
         self.settings = spec
         engine = sandbox_engine
         if engine is None:
@@ -348,35 +352,20 @@ class DockerExecutionClient(WorkspaceFiles):
         """Stop the user's container (files kept; the next call starts it again)."""
         await self._offload(self._manager.stop, user_id)
 
-    def stop_container(self, user_id: str) -> None:
-        """Blocking form of `stop`."""
-        self._manager.stop(user_id)
-
-    def stop_all(self) -> None:
-        """Stop every container this client started (files kept); blocking, for exit hooks."""
-        if self._manager.started:
-            self._manager.stop_all()
-
-    async def delete_session(self, user_id: str) -> None:
-        """Remove the session's container and its workspace: nothing of it is left."""
+    async def remove_container(self, user_id: str) -> None:
+        """Remove the user's container; the workspace stays (the next call makes a container
+        that mounts it again). Audited."""
         await self._audited(
-            user_id,
-            "delete",
-            "/workspace",
-            self._offload(self._manager.remove, user_id, volume=True),
+            user_id, "remove_container", "", self._offload(self._manager.remove, user_id)
         )
 
-    def cleanup_container(self, user_id: str, *, remove_volume: bool = False) -> None:
-        """Remove the user's container (and its workspace volume when asked)."""
-        self._manager.remove(user_id, volume=remove_volume)
-
-    def cleanup_all(self, *, remove_volumes: bool = False, remove_images: bool = False) -> None:
-        """Remove every container this app created (and the workspace volumes, and the sandbox
-        image with its base, when asked)."""
-        self._manager.remove_all(volumes=remove_volumes)
-        if remove_images:
-            for tag, _ in self.engine.images(self._manager.image_repositories):
-                self.engine.remove_image(tag)
+    async def delete_session(self, user_id: str) -> None:
+        """Delete the session's container and workspace, and the executor's records of them
+        (warm-pool registry, last use): nothing of it is left. The one deletion verb, used by
+        the UI and MCP alike; every call leaves an audit line, a failed one too."""
+        await self._audited(
+            user_id, "delete", "/workspace", self._offload(self._manager.delete, user_id)
+        )
 
     async def apply_retention(self) -> list[str]:
         """Delete workspaces unused for `workspace_retention_days` now (also done hourly);
@@ -386,17 +375,44 @@ class DockerExecutionClient(WorkspaceFiles):
     def _retained(self, key: str, volume: str) -> None:
         self._audit.record(key, "retention_delete", volume, duration_s=0.0)
 
-    def reap_idle(self) -> list[str]:
-        """Stop containers idle longer than `idle_timeout_s` now (the reaper does it regularly)."""
-        return self._manager.reap_idle()
+    async def reap_idle(self) -> list[str]:
+        """Stop containers idle longer than `idle_timeout_s` now (the reaper does it regularly);
+        the keys stopped."""
+        return await self._offload(self._manager.reap_idle)
+
+    def pool_status(self) -> PoolStatus:
+        """How many warm containers are ready, of how many wanted (counted in memory: no
+        engine call, so it never blocks)."""
+        return self._manager.pool_status()
+
+    def live_keys(self, owner: str) -> set[str]:
+        """Keys of `owner` whose containers run now (known in memory: never blocks)."""
+        return self._manager.live_keys(owner)
+
+    # -- blocking verbs: for exit hooks, command lines and synchronous teardown only -----------
+
+    def stop_all(self) -> None:
+        """Stop every container this client started (files kept). Blocking: for exit hooks
+        (`atexit`), where no event loop runs; async code awaits `aclose()`."""
+        if self._manager.started:
+            self._manager.stop_all()
+
+    def cleanup_all(self, *, remove_volumes: bool = False, remove_images: bool = False) -> None:
+        """Remove every container this app created (and the workspace volumes, each with an
+        audit line, and the sandbox image with its base, when asked). Blocking: for command
+        lines (`make cleanup`) and synchronous teardown; never call it on an event loop."""
+        started = time.monotonic()
+        for key, volume in self._manager.remove_all(volumes=remove_volumes):
+            self._audit.record(
+                key or volume, "cleanup_delete", volume, duration_s=time.monotonic() - started
+            )
+        if remove_images:
+            for tag, _ in self.engine.images(self._manager.image_repositories):
+                self.engine.remove_image(tag)
 
     async def sandbox_info(self, user_id: str) -> SandboxInfo:
         """Which container and volume the session uses, and whether they run."""
         return await self._offload(self._manager.info, user_id)
-
-    def pool_status(self) -> PoolStatus:
-        """How many warm containers are ready, of how many wanted."""
-        return self._manager.pool_status()
 
     async def inventory(self) -> Inventory:
         """What this app has on the engine (image, containers, pool, volumes), for doctor and

@@ -2,7 +2,6 @@
 
     ExecutorError
     ├── SandboxUnavailableError     the engine (Docker daemon, Kubernetes API) does not answer
-    │                               (DockerUnavailableError is the same class, its older name)
     ├── ImageNotFoundError          the sandbox image is missing (run `make image`)
     ├── SandboxStartError           a session's container could not be created or started
     ├── EngineError                 an engine call failed in a way the executor did not expect
@@ -33,9 +32,6 @@ class ExecutorError(Exception):
 
 class SandboxUnavailableError(ExecutorError):
     """The engine does not answer (is Docker running?). Nothing was run."""
-
-
-DockerUnavailableError = SandboxUnavailableError  # the name this error had before engines
 
 
 class ImageNotFoundError(ExecutorError):

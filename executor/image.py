@@ -13,6 +13,9 @@ of its package list and cached, since it takes minutes to make.
 image as above, then one more layer on it with the tools and skills folders copied to /tools and
 /skills, owned by root and read-only for the sandbox user, tagged NAME (default: the image name
 with `-baked` added to its tag), ready to push to a registry the cluster pulls from.
+
+This is a Docker tool (it builds with the Docker SDK) and, like the engines, sits below the
+executor's seam: the executor itself imports only `image_inputs.py`.
 """
 
 from __future__ import annotations
@@ -30,11 +33,18 @@ from typing import Any
 import docker.errors
 
 import docker
-from settings import PROJECT_ROOT, load_settings
+from settings import EXIT_CONFIG, ConfigError, load_settings, refusal
 
-DOCKER_DIR = PROJECT_ROOT / "docker"
-INPUTS_LABEL = "mcp-code-executor.inputs-hash"
-BAKED_LABEL = "mcp-code-executor.baked-hash"
+from .image_inputs import (
+    BAKED_LABEL,
+    BASE_LABEL,
+    DOCKER_DIR,
+    INPUTS_LABEL,
+    LOCAL_BASE_REPO,
+    inputs_hash,
+    status_from_labels,
+)
+
 # The bake layer: kept here, not under docker/, so baking never changes the plain image's hash.
 BAKE_DOCKERFILE = """\
 ARG SANDBOX_IMAGE
@@ -46,24 +56,13 @@ COPY skills/ /skills/
 RUN chown -R root:root /tools /skills && chmod -R u=rwX,go=rX /tools /skills
 USER coderunner
 """
-BASE_LABEL = "mcp-code-executor.base-hash"
 PULLABLE_BASE = "python:3.12-slim"
-LOCAL_BASE_REPO = "mcp-code-executor-base"
 DEBIAN_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
 class ImageBuildError(RuntimeError):
     """The image could not be built; the message says what to do."""
-
-
-def inputs_hash(docker_dir: Path = DOCKER_DIR) -> str:
-    """Hash of every file under `docker/` (names and bytes): the image's identity."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in docker_dir.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(docker_dir).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
 
 
 def base_packages(docker_dir: Path = DOCKER_DIR) -> list[str]:
@@ -77,13 +76,6 @@ def _image_label(client: docker.DockerClient, name: str, label: str) -> str | No
     except docker.errors.ImageNotFound:
         return None
     return (image.labels or {}).get(label, "")
-
-
-def status_from_labels(labels: dict[str, str] | None, docker_dir: Path = DOCKER_DIR) -> str:
-    """`current`, `stale` (built from other inputs) or `missing` (no labels: no image)."""
-    if labels is None:
-        return "missing"
-    return "current" if labels.get(INPUTS_LABEL, "") == inputs_hash(docker_dir) else "stale"
 
 
 def image_status(client: docker.DockerClient, name: str, docker_dir: Path = DOCKER_DIR) -> str:
@@ -314,7 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tag", help="name of the baked image (default: <image>-baked)")
     args = parser.parse_args(argv)
-    spec = load_settings().executor
+    try:
+        spec = load_settings().executor
+    except ConfigError as exc:  # `make run` builds first: its refusal must not be a traceback
+        print(refusal(exc), file=sys.stderr)
+        return EXIT_CONFIG
     image_name = spec.image_name
     try:
         if args.command == "status":

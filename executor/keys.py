@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 
+# The HTTP header with which a call to the MCP endpoint names its sandbox (the agent's MCP tools
+# send it; the MCP server reads it). Lowercase: header lookups there are of lowercased names.
+SANDBOX_HEADER = "x-sandbox-id"
+
 
 def chat_key(user: str, chat: str) -> str:
     return json.dumps([user, chat])

@@ -20,17 +20,18 @@ from pathlib import Path
 
 from settings import ExecutorSettings
 
-from ._container import KILL_ALL, Creations, SandboxContainer
+from ._container import Creations, SandboxContainer
 from ._registry import WorkspaceRegistry
 from ._retention import LastUse, expired
+from ._runner_slot import runner_ahead
 from .bridge.session import BridgeServices
 from .engines.base import Engine
 from .errors import ContainerNotFoundError, EngineError, ExecutorError
-from .image import LOCAL_BASE_REPO, status_from_labels
+from .image_inputs import LOCAL_BASE_REPO, status_from_labels
 from .keys import split_key
 from .pool import POOL_LABEL, PoolMember, WarmPool
 from .results import Inventory, PoolStatus, SandboxInfo
-from .runner import RunnerChannel, RunnerError, egress_enabled
+from .runner import RunnerChannel
 from .sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ APP_LABEL = "mcp-code-executor.app"
 SESSION_LABEL = "mcp-code-executor.session"
 USER_LABEL = "mcp-code-executor.user"
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
-_APP_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
 _RETENTION_EVERY_S = 3600.0
 _POOL_YIELD_S = 10.0  # a refill waits at most this long for session creations to pass
 
@@ -67,10 +67,6 @@ class SandboxManager:
         exec_word: str = "docker exec",
         services: BridgeServices | None = None,
     ) -> None:
-        if not _APP_LABEL_RE.match(spec.app_label):
-            raise ValueError(
-                f"app_label {spec.app_label!r} must be lowercase letters, digits, '-._'"
-            )
         self.engine = engine
         self.spec = spec
         self.tools_path = tools_path
@@ -191,36 +187,7 @@ class SandboxManager:
         return sandbox
 
     def _pool_runner(self, container_id: str) -> RunnerChannel | None:
-        """Start a pool member's runner ahead of time; None if it will not start (then the
-        session starts one on first use)."""
-
-        def kill_all() -> None:
-            with contextlib.suppress(EngineError):
-                self.engine.exec_detached(container_id, ["bash", "-c", KILL_ALL])
-
-        try:
-            runner = RunnerChannel(
-                self.engine,
-                container_id,
-                kill_grace_s=self.spec.kill_grace_s,
-                kill_all=kill_all,
-                proxy=egress_enabled(self.spec),
-            )
-        except (RunnerError, EngineError) as exc:
-            logger.warning("pool member runner did not start: %s", exc)
-            return None
-        try:  # the Python kernel too, so a session's first run_python is as quick as its next
-            runner.request(
-                {"op": "python", "code": "", "timeout": 30, "limit": 4096, "flood": 1 << 20},
-                timeout_s=30,
-                stdout_limit=4096,
-                stderr_limit=4096,
-            )
-        except RunnerError as exc:
-            logger.warning("pool member kernel did not start: %s", exc)
-            runner.abandon()
-            return None
-        return runner
+        return runner_ahead(self.engine, self.spec, container_id)
 
     def _claim(self, sandbox: Sandbox, container: SandboxContainer) -> bool:
         """Give a new session a warm-pool container (recorded, so its volume is found again)."""
@@ -283,17 +250,36 @@ class SandboxManager:
                 except ExecutorError as exc:
                     logger.warning("could not stop %s: %s", sandbox.container.name, exc)
 
-    def remove(self, key: str, *, volume: bool = False) -> None:
+    def remove(self, key: str) -> None:
+        """Remove the key's container; its workspace stays (the next use makes a container)."""
         self.start()
         with self._lock:
             sandbox = self._sandboxes.pop(key, None) or self._new_sandbox(key)
-        sandbox.remove(volume=volume)
-        if volume:
-            self.registry.drop(key)
+        sandbox.remove(volume=False)
 
-    def remove_all(self, *, volumes: bool = False) -> None:
+    def delete(self, key: str) -> str:
+        """Delete the key's container and workspace, and every record of them (the warm pool's
+        registry, the last use): nothing of the session is left. Returns the volume deleted."""
+        self.start()
+        with self._lock:
+            sandbox = self._sandboxes.pop(key, None) or self._new_sandbox(key)
+        sandbox.remove(volume=True)
+        self._forget_workspace(key, sandbox.container.volume)
+        return sandbox.container.volume
+
+    def _forget_workspace(self, key: str | None, volume: str) -> None:
+        """Drop what this manager keeps about a deleted workspace, so that a new session under
+        the same key is new in every way (it may take a pooled container again)."""
+        if key:
+            self.registry.drop(key)
+        self.last_use.forget(volume)
+        self.last_use.save()
+        self._volumes_at_start.discard(volume)
+
+    def remove_all(self, *, volumes: bool = False) -> list[tuple[str, str]]:
         """Remove every container (and volume, when asked) with this app's label. Works
-        without the image and without starting (no adoption, no pool)."""
+        without the image and without starting (no adoption, no pool). Returns the (key,
+        volume) of each workspace deleted (the key is "" for an unclaimed pool member's)."""
         self.engine.ping()
         if self.pool is not None:
             self.pool.close()  # its members go too; a later start() makes a new pool
@@ -302,11 +288,18 @@ class SandboxManager:
         self._forget_sessions("the sandbox was removed")
         for info in self.engine.list(self.app_labels):
             self.engine.remove(info.id)
+        deleted: list[tuple[str, str]] = []
         if volumes:
             for volume in self.engine.list_volumes(self.app_labels):
                 with contextlib.suppress(ContainerNotFoundError):
                     self.engine.remove_volume(volume.name)
+                    key, _ = self._owner_of(volume.name, volume.labels)  # before the clear
+                    deleted.append((key, volume.name))
+                    self.last_use.forget(volume.name)
             self.registry.clear()
+            self.last_use.save()
+            self._volumes_at_start.clear()
+        return deleted
 
     def pool_status(self) -> PoolStatus:
         pool = self.pool
@@ -409,9 +402,7 @@ class SandboxManager:
                 self._sandboxes.pop(key, None)
             self.engine.remove(container)
             self.engine.remove_volume(volume)
-            if key:
-                self.registry.drop(key)
-            self.last_use.forget(volume)
+            self._forget_workspace(key, volume)
             deleted.append(volume)
             logger.info("retention: deleted workspace %s (unused for %g days)", volume, days)
             if self.on_retention is not None:

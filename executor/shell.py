@@ -14,8 +14,6 @@ import logging
 import shlex
 import sys
 
-import docker.errors
-
 from settings import load_settings
 
 from .client import DockerExecutionClient
@@ -96,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if not args.cleanup:
-            with contextlib.suppress(ExecutorError, docker.errors.DockerException):
-                client.stop_container(args.session)
+            with contextlib.suppress(ExecutorError):  # the executor translates engine errors
+                asyncio.run(client.stop(args.session))
     return 0
 
 

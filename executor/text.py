@@ -1,5 +1,6 @@
-"""Long output made short for a reader (the model, an MCP client): head and tail kept, the cut
-stated in the text, so nobody mistakes a clipped output for the whole."""
+"""Text for a reader (the model, an MCP client, the chat): long output made short, with head and
+tail kept and the cut stated in the text, so nobody mistakes a clipped output for the whole; and
+text fenced as a Markdown code block."""
 
 from __future__ import annotations
 
@@ -16,3 +17,9 @@ def clip(text: str, limit: int) -> tuple[str, int]:
         f"{text[-tail:] if tail else ''}",
         cut,
     )
+
+
+def fence(text: str, lang: str = "") -> str:
+    """`text` as a Markdown code block; a longer fence when the text holds one itself."""
+    ticks = "````" if "```" in text else "```"
+    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"

@@ -22,7 +22,7 @@ import gradio as gr
 from agent.events import TurnDone
 from agent.service import ChatService, ModelInfo, upload_name
 from executor import ExecutorError
-from settings import Settings
+from settings import LOCAL_USER, Settings
 
 from .chat_ui import Transcript, is_image, messages_from_history
 from .panels import (
@@ -35,7 +35,6 @@ from .panels import (
     servers_panel,
 )
 from .tabs import TabTracker
-from .users import LOCAL_USER
 
 logger = logging.getLogger(__name__)
 

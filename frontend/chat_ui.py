@@ -28,6 +28,7 @@ from agent.events import (
     UserMessage,
     step_outcome,
 )
+from executor.text import fence
 
 
 def human_size(size: int) -> str:
@@ -51,11 +52,6 @@ def shorten(text: str, limit: int = OUTPUT_SHOWN_CHARS) -> str:
         f"{text[:limit]}\n… ({len(text) - limit:,} more characters not shown here; "
         "ask the agent to save the output to a file and download it)"
     )
-
-
-def _fence(text: str, lang: str = "") -> str:
-    ticks = "````" if "```" in text else "```"
-    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
 
 
 def _plain(text: str) -> str:
@@ -95,14 +91,14 @@ def tool_title(name: str, args: dict[str, Any]) -> str:
 
 def tool_body(name: str, args: dict[str, Any]) -> str:
     if name == "execute_bash":
-        return _fence(str(args.get("command", "")), "bash")
+        return fence(str(args.get("command", "")), "bash")
     if name == "run_python":
-        return _fence(str(args.get("code", "")), "python")
+        return fence(str(args.get("code", "")), "python")
     if name == "write_file":
-        return f"`{args.get('path')}`\n\n" + _fence(shorten(str(args.get("content", "")), 1500))
+        return f"`{args.get('path')}`\n\n" + fence(shorten(str(args.get("content", "")), 1500))
     if not args:
         return ""
-    return _fence(json.dumps(args, ensure_ascii=False, indent=1), "json")
+    return fence(json.dumps(args, ensure_ascii=False, indent=1), "json")
 
 
 VERDICT_WORDS = {
@@ -143,9 +139,9 @@ def tool_result(response: dict[str, Any]) -> tuple[str, str]:
         label = {"timed_out": " (timed out)", "stopped": " (stopped)", "oom": " (out of memory)"}
         parts = [f"**exit {code}**{label.get(outcome, '')}"]
         if response.get("stdout"):
-            parts.append(_fence(shorten(response["stdout"])))
+            parts.append(fence(shorten(response["stdout"])))
         if response.get("stderr"):
-            parts.append("stderr:\n" + _fence(shorten(response["stderr"])))
+            parts.append("stderr:\n" + fence(shorten(response["stderr"])))
         if not response.get("stdout") and not response.get("stderr"):
             parts.append("_(no output)_")
         if response.get("mcp_calls"):
@@ -155,8 +151,8 @@ def tool_result(response: dict[str, Any]) -> tuple[str, str]:
         return verdict, "\n\n".join(parts)
     shown = {k: v for k, v in response.items() if k != "status"}
     if "content" in shown:
-        return verdict, _fence(shorten(str(shown["content"])))
-    return verdict, _fence(shorten(json.dumps(shown, ensure_ascii=False, indent=1)), "json")
+        return verdict, fence(shorten(str(shown["content"])))
+    return verdict, fence(shorten(json.dumps(shown, ensure_ascii=False, indent=1)), "json")
 
 
 class Transcript:
@@ -255,7 +251,7 @@ class Transcript:
         body = self._bodies.setdefault(event.call_id, self.messages[index]["content"])
         self.messages[index] = {
             **self.messages[index],
-            "content": f"{body}\n\n_running…_\n" + _fence(shown),
+            "content": f"{body}\n\n_running…_\n" + fence(shown),
         }
 
     def _say(self, text: str, title: str) -> None:

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 
 from executor import DockerExecutionClient, ExecutorError, SandboxUnavailableError
-from settings import ConfigError, Settings, load_settings
+from settings import EXIT_CONFIG, ConfigError, Settings, load_settings, refusal
 
 from . import cli_users
 from .exposure import exposure_report
@@ -170,12 +170,11 @@ def _mcp_checks(settings: Settings) -> list[Check]:
     return [Check(*c) for c in doctor_checks(config, Catalog(settings.data_dir / CATALOG_FILE))]
 
 
-def servers(action: str, names: list[str]) -> int:
+def servers(settings: Settings, action: str, names: list[str]) -> int:
     """`servers list`: config and catalog, nothing started; `servers check`: start each server,
     list its tools, stop it. One line per server; exit 1 if any failed."""
     from code_mode import CATALOG_FILE, Catalog, McpHub, status_line, statuses
 
-    settings = load_settings()
     try:
         hub = McpHub.from_settings(settings)
     except ConfigError as exc:
@@ -201,14 +200,7 @@ def servers(action: str, names: list[str]) -> int:
     return 0 if all(row.ok for row in rows) else 1
 
 
-def doctor() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(
-            Check("fail", f"settings: {exc}", "fix the variable in .env or the environment").line()
-        )
-        return 1
+def doctor(settings: Settings) -> int:
     checks = [
         Check("ok", "settings load"),
         *_executor_checks(settings),
@@ -224,10 +216,10 @@ def doctor() -> int:
     return 1 if failed else 0
 
 
-def cleanup(yes: bool, images: bool = False) -> int:
+def cleanup(settings: Settings, yes: bool, images: bool = False) -> int:
     """Remove every container and pool member of this app; volumes (chat files) after asking;
-    images only with --images. Says what is there and what it takes."""
-    settings = load_settings()
+    images only with --images. Says what is there and what it takes. (A command line: the
+    executor's blocking verbs are right here.)"""
     client = _executor(settings)
     try:
         before = asyncio.run(client.inventory())
@@ -287,17 +279,24 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("mcp", help="serve the MCP tools on stdin/stdout (for desktop clients)")
     commands.add_parser("token", help="create, list or revoke MCP tokens")
     args = parser.parse_args(argv)
-    if args.command == "user":
-        return cli_users.run(args)
-    if args.command == "doctor":
-        return doctor()
-    if args.command == "cleanup":
-        return cleanup(args.yes, args.images)
-    if args.command == "servers":
-        return servers(args.action, args.names)
-    from .server import main as run_app
+    try:
+        settings = load_settings()  # before the web app's imports: a refusal comes at once
+    except ConfigError as exc:
+        if args.command == "doctor":
+            print(Check("fail", f"settings: {exc}", "fix them in .env or the environment").line())
+        print(refusal(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "run":
+        from .server import main as run_app
 
-    return run_app()
+        return run_app()
+    if args.command == "user":
+        return cli_users.run(args, settings)
+    if args.command == "doctor":
+        return doctor(settings)
+    if args.command == "servers":
+        return servers(settings, args.action, args.names)
+    return cleanup(settings, args.yes, args.images)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import argparse
 import getpass
 import sys
 
-from settings import ConfigError, auth_pairs, load_settings
+from settings import ConfigError, Settings, auth_pairs, load_settings
 
 from .users import UserError, UserStore, validate_name
 
@@ -52,10 +52,10 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     """Run one `user` subcommand; 0 on success, 1 with a message on stderr otherwise."""
     try:
-        settings = load_settings()
+        settings = settings or load_settings()
         store = UserStore(settings.users_file)
         command = args.user_command
         if command == "list":

@@ -39,12 +39,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from executor.audit import AuditLog
 from executor.keys import chat_key
-from settings import Settings
+from settings import LOCAL_USER, Settings
 
 from . import _login_page
 from .sessions import RevokedSessions, Session, SessionCodec, load_secret
 from .throttle import LoginThrottle
-from .users import LOCAL_USER, Authenticator
+from .users import Authenticator
 
 logger = logging.getLogger(__name__)
 

@@ -37,12 +37,12 @@ from mcp_server import (
     first_run_banner,
     mount_mcp,
 )
-from settings import ConfigError, Settings, load_settings
+from settings import EXIT_CONFIG, LOCAL_USER, ConfigError, Settings, load_settings, refusal
 
 from .app import CSS, build_app, page_js
 from .exposure import check_exposure, exposed_without_login
 from .login import LoginLayer, uvicorn_proxy_options
-from .users import LOCAL_USER
+from .users import Authenticator
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def build_server(
 
     tokens = tokens or TokenStore(settings.data_dir / DB_NAME)
     mount_mcp(app, build_mcp_app(settings, service, tokens))  # before Gradio's "/" mount
-    if settings.agent_tools == "mcp":
+    if settings.agent_tools == "mcp":  # a Literal: anything else was refused at load
         service.use_mcp_tools(f"{local_url(settings)}/mcp/", tokens)
     demo = build_app(
         service,
@@ -129,6 +129,7 @@ def build_server(
 
 
 def main() -> int:
+    """`make run`: refuse bad settings in words (exit 2, nothing made), else serve until stopped."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -136,13 +137,18 @@ def main() -> int:
         settings = load_settings()
         for warning in check_exposure(settings):
             logger.warning("%s", warning)
+        authenticator = Authenticator.from_settings(settings)
+        authenticator.names()  # reads the users file now: a broken one refuses to start too
     except ConfigError as exc:
-        print(f"Refusing to start: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's answer
-        return 2
+        print(refusal(exc), file=sys.stderr)  # noqa: T201 - the CLI's answer
+        return EXIT_CONFIG
     raise_open_files_limit()  # a session holds a runner's connection: 1024 would be a ceiling
     service = ChatService(settings)
     login = LoginLayer.from_settings(
-        settings, audit=service.executor.audit, public_prefixes=("/mcp",)
+        settings,
+        authenticator=authenticator,
+        audit=service.executor.audit,
+        public_prefixes=("/mcp",),
     )
     tokens = TokenStore(settings.data_dir / DB_NAME)
     app = build_server(settings, service, login, tokens=tokens)

@@ -40,8 +40,6 @@ from ._files import write_private
 
 logger = logging.getLogger(__name__)
 
-# The one user when login is off; chats made before login was turned on belong to this id.
-LOCAL_USER = "local"
 MIN_PASSWORD_CHARS = 8
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _HEADER = (

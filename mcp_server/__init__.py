@@ -20,6 +20,7 @@ from .sandboxes import (
     ChatInfo,
     NoSuchSandbox,
     Sandboxes,
+    SandboxHandle,
     SandboxStore,
     ServiceChats,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "ChatDirectory",
     "ChatInfo",
     "NoSuchSandbox",
+    "SandboxHandle",
     "SandboxStore",
     "Sandboxes",
     "ServiceChats",

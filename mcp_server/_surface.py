@@ -24,7 +24,7 @@ from tool_surface import Effect, ToolCall, ToolSpec, ToolSurface, tool_function
 from ._calls import Caller, SandboxId, tool_error
 from ._results import fit, structured
 from .live import ClientGone, ProgressNotifier, client_gone, with_progress
-from .sandboxes import Sandbox
+from .sandboxes import SandboxHandle
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def register_surface_tools(
     surface: ToolSurface,
     *,
     caller: Callable[[], Caller],
-    sandbox_of: Callable[[Caller, str], Awaitable[Sandbox]],
+    sandbox_of: Callable[[Caller, str], Awaitable[SandboxHandle]],
 ) -> None:
     """Add one MCP tool per spec of `surface` to `mcp` (see build_mcp)."""
     for spec in surface.specs:
@@ -61,7 +61,7 @@ def _mcp_function(
     surface: ToolSurface,
     spec: ToolSpec,
     caller: Callable[[], Caller],
-    sandbox_of: Callable[[Caller, str], Awaitable[Sandbox]],
+    sandbox_of: Callable[[Caller, str], Awaitable[SandboxHandle]],
 ) -> Callable[..., Awaitable[Any]]:
     async def body(ctx: Context, sandbox_id: str = "", **args: Any) -> ToolResult:
         who = caller()

@@ -24,7 +24,7 @@ from executor import DockerExecutionClient, ExecutorError
 
 from ._calls import Caller, SandboxId, WorkspacePath, tool_error
 from ._results import RESULT_BUDGET_BYTES, as_text, json_str, mime_of, resource_uri, structured
-from .sandboxes import NoSuchSandbox, Sandbox, Sandboxes
+from .sandboxes import NoSuchSandbox, Sandboxes, SandboxHandle
 
 TRANSFER_MAX_BYTES = 512 << 10  # largest file moved through one MCP message (base64 inside)
 UPLOAD_MAX_BYTES = 3 << 20  # the SDK refuses request bodies over 4 MiB; base64 adds a third
@@ -37,7 +37,7 @@ def register_transfers(
     sandboxes: Sandboxes,
     *,
     caller: Callable[[], Caller],
-    sandbox_of: Callable[[Caller, str], Awaitable[Sandbox]],
+    sandbox_of: Callable[[Caller, str], Awaitable[SandboxHandle]],
     limit: int,
 ) -> None:
     """Add the file-transfer tools and the resource template to `mcp` (see build_mcp)."""

@@ -23,13 +23,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from settings import ConfigError, Settings, load_settings
+from settings import EXIT_CONFIG, LOCAL_USER, ConfigError, Settings, load_settings, refusal
 
 from .tokens import TokenError, TokenStore
 
 logger = logging.getLogger(__name__)
 
-LOCAL_USER = "local"  # the web UI's user when login is off (frontend.app.LOCAL_USER)
 DB_NAME = "mcp.db"  # tokens and MCP sandboxes of the HTTP endpoint, in the data directory
 STDIO_DB_NAME = "mcp-stdio.db"  # MCP sandboxes of stdio servers
 
@@ -116,8 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(refusal(exc), file=sys.stderr)
+        return EXIT_CONFIG
     if argv[:1] == ["token"]:
         return token_main(argv[1:], settings)
     parser = argparse.ArgumentParser(

@@ -7,8 +7,9 @@ server mints (a "handle"). A user's handles are:
 - `sb-<random>`: sandboxes made with `create_sandbox`, recorded (owner, title, created, last
   used) in SQLite so they survive a restart;
 - the ids of the user's chats in the web UI: a chat's sandbox is reachable through MCP, so an
-  IDE agent can work in the same workspace as the chat. The app supplies the chats through the
-  `ChatDirectory` protocol; this package never imports the UI or the agent.
+  IDE agent can work in the same workspace as the chat. The app lists the chats through the
+  `ChatDirectory` protocol (this package never imports the UI or the agent); a chat's executor
+  key is `executor.chat_key(user, chat_id)`, the one route to it everywhere.
 
 Every handle resolves to an executor key built with the *caller's* user, so even a correct guess
 of someone else's id cannot reach their sandbox; an unknown id and another user's id get the same
@@ -17,12 +18,11 @@ of someone else's id cannot reach their sandbox; an unknown id and another user'
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -68,13 +68,10 @@ class ChatDirectory(Protocol):
 
     async def list_chats(self, user: str) -> Sequence[ChatInfo]: ...
 
-    def chat_key(self, user: str, chat_id: str) -> str: ...
-
 
 class ServiceChats:
     """A ChatDirectory over anything shaped like `agent.service.ChatService`
-    (`list_sessions(user) -> [SessionInfo(session_id, title, updated)]` and
-    `sandbox_key(user, session_id)`), without importing it."""
+    (`list_sessions(user) -> [SessionInfo(session_id, title, updated)]`), without importing it."""
 
     def __init__(self, service: object) -> None:
         self._service = service
@@ -83,13 +80,11 @@ class ServiceChats:
         sessions = await self._service.list_sessions(user)  # type: ignore[attr-defined]
         return [ChatInfo(s.session_id, s.title, s.updated) for s in sessions]
 
-    def chat_key(self, user: str, chat_id: str) -> str:
-        return self._service.sandbox_key(user, chat_id)  # type: ignore[attr-defined]
-
 
 @dataclass(frozen=True)
-class Sandbox:
-    """A resolved handle: which sandbox, and the executor key that reaches it."""
+class SandboxHandle:
+    """A resolved handle: which sandbox, and the executor key that reaches it. (Not to be
+    confused with `executor.sandbox.Sandbox`, the container a key runs in.)"""
 
     sandbox_id: str
     kind: str  # "mcp" or "chat"
@@ -119,7 +114,7 @@ class SandboxStore:
                 "PRIMARY KEY (owner, id))"
             )
 
-    def create(self, owner: str, title: str, sandbox_id: str | None = None) -> Sandbox:
+    def create(self, owner: str, title: str, sandbox_id: str | None = None) -> SandboxHandle:
         sandbox_id = sandbox_id or MCP_PREFIX + secrets.token_hex(8)
         now = time.time()
         with self._lock:
@@ -139,7 +134,7 @@ class SandboxStore:
         assert found is not None
         return found
 
-    def get(self, owner: str, sandbox_id: str) -> Sandbox | None:
+    def get(self, owner: str, sandbox_id: str) -> SandboxHandle | None:
         with self._lock:
             row = self._db.execute(
                 "SELECT id, title, created, last_used FROM sandboxes WHERE owner = ? AND id = ?",
@@ -147,16 +142,16 @@ class SandboxStore:
             ).fetchone()
         if row is None:
             return None
-        return Sandbox(row[0], "mcp", mcp_key(owner, row[0]), row[1], row[2], row[3])
+        return SandboxHandle(row[0], "mcp", mcp_key(owner, row[0]), row[1], row[2], row[3])
 
-    def list(self, owner: str) -> list[Sandbox]:
+    def list(self, owner: str) -> list[SandboxHandle]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, title, created, last_used FROM sandboxes WHERE owner = ? "
                 "ORDER BY created",
                 (owner,),
             ).fetchall()
-        return [Sandbox(r[0], "mcp", mcp_key(owner, r[0]), r[1], r[2], r[3]) for r in rows]
+        return [SandboxHandle(r[0], "mcp", mcp_key(owner, r[0]), r[1], r[2], r[3]) for r in rows]
 
     def touch(self, owner: str, sandbox_id: str) -> None:
         """Record a use (written at most every _LAST_USED_EVERY_S per sandbox)."""
@@ -183,19 +178,6 @@ class SandboxStore:
             self._db.close()
 
 
-def running_keys(executor: DockerExecutionClient, owner: str) -> set[str]:
-    """Keys of `owner` whose containers run now.
-
-    The executor has no public call for this yet: prefer `live_keys(owner)` once it exists,
-    else ask its manager (the one private reach of this package)."""
-    public: Callable[[str], set[str]] | None = getattr(executor, "live_keys", None)
-    if public is not None:
-        return set(public(owner))
-    manager = getattr(executor, "_manager", None)
-    live = getattr(manager, "live_keys", None)
-    return set(live(owner)) if live is not None else set()
-
-
 class Sandboxes:
     """Resolves, creates, lists and closes a user's sandbox handles."""
 
@@ -210,7 +192,7 @@ class Sandboxes:
         self.chats = chats
         self._known_chats: set[tuple[str, str]] = set()
 
-    async def resolve(self, user: str, sandbox_id: str | None) -> Sandbox:
+    async def resolve(self, user: str, sandbox_id: str | None) -> SandboxHandle:
         """The user's sandbox with this id (None or "" = the default); NoSuchSandbox otherwise."""
         if not sandbox_id or sandbox_id == DEFAULT_ID:
             found = self.store.get(user, DEFAULT_ID) or self.store.create(
@@ -226,7 +208,7 @@ class Sandboxes:
             self.store.touch(user, found.sandbox_id)
         return found
 
-    async def _chat(self, user: str, chat_id: str) -> Sandbox | None:
+    async def _chat(self, user: str, chat_id: str) -> SandboxHandle | None:
         if self.chats is None or len(chat_id) > 200:
             return None
         if (user, chat_id) not in self._known_chats:
@@ -235,18 +217,18 @@ class Sandboxes:
                 self._known_chats.add((user, chat.chat_id))
             if (user, chat_id) not in self._known_chats:
                 return None
-        return Sandbox(chat_id, "chat", self.chats.chat_key(user, chat_id), "", None, None)
+        return SandboxHandle(chat_id, "chat", chat_key(user, chat_id), "", None, None)
 
-    async def create(self, user: str, title: str | None) -> Sandbox:
+    async def create(self, user: str, title: str | None) -> SandboxHandle:
         return self.store.create(user, (title or "").strip()[:200] or "MCP sandbox")
 
     async def list(self, user: str) -> list[dict]:
         """The user's MCP sandboxes and chats: id, kind, title, created, last used, running."""
-        live = running_keys(self.executor, user)
+        live = self.executor.live_keys(user)
         listed = []
         mcp = {s.sandbox_id: s for s in self.store.list(user)}
         if DEFAULT_ID not in mcp:
-            mcp[DEFAULT_ID] = Sandbox(
+            mcp[DEFAULT_ID] = SandboxHandle(
                 DEFAULT_ID, "mcp", mcp_key(user, DEFAULT_ID), "Default MCP sandbox", None, None
             )
         for s in mcp.values():
@@ -254,18 +236,22 @@ class Sandboxes:
         if self.chats is not None:
             for chat in await self.chats.list_chats(user):
                 self._known_chats.add((user, chat.chat_id))
-                key = self.chats.chat_key(user, chat.chat_id)
+                key = chat_key(user, chat.chat_id)
                 entry = _entry(chat.chat_id, "chat", chat.title, None, chat.updated, key, live)
                 listed.append(entry)
         return listed
 
-    async def close(self, user: str, sandbox_id: str | None, delete_workspace: bool) -> Sandbox:
+    async def close(
+        self, user: str, sandbox_id: str | None, delete_workspace: bool
+    ) -> SandboxHandle:
         """Remove the sandbox's container (its workspace too when asked; then an MCP handle is
-        forgotten). Without delete_workspace the handle stays and its next use starts afresh."""
+        forgotten). Without delete_workspace the handle stays and its next use starts afresh.
+        Deleting goes through the executor's one deletion verb, as the web UI's delete does."""
         found = await self.resolve(user, sandbox_id)
-        await asyncio.to_thread(
-            self.executor.cleanup_container, found.key, remove_volume=delete_workspace
-        )
+        if delete_workspace:
+            await self.executor.delete_session(found.key)
+        else:
+            await self.executor.remove_container(found.key)
         if delete_workspace and found.kind == "mcp":
             self.store.delete(user, found.sandbox_id)
         return found

@@ -36,7 +36,7 @@ from ._surface import register_surface_tools
 from ._transfer import register_transfers
 from .auth import StoreTokenVerifier
 from .live import HEARTBEAT_S
-from .sandboxes import NoSuchSandbox, Sandbox, Sandboxes, TooManySandboxes
+from .sandboxes import NoSuchSandbox, Sandboxes, SandboxHandle, TooManySandboxes
 from .tokens import TokenStore
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def build_mcp(
             return Caller(local_user, None, transport)
         raise ToolError("not authenticated")  # the HTTP gate refuses such requests first
 
-    async def sandbox_of(who: Caller, sandbox_id: str) -> Sandbox:
+    async def sandbox_of(who: Caller, sandbox_id: str) -> SandboxHandle:
         chosen = sandbox_id.strip() or get_http_headers().get(SANDBOX_HEADER, "").strip()
         try:
             return await sandboxes.resolve(who.user, chosen or None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import uuid
@@ -18,7 +17,18 @@ import docker
 from executor import DockerExecutionClient
 from executor.image import image_status
 from settings import PROJECT_ROOT, ExecutorSettings
-from tests.daemons import DATA_ROOT, SecondDockerd, TlsFiles
+from tests.support.daemons import DATA_ROOT, SecondDockerd, TlsFiles
+from tests.support.engines import (  # the Kubernetes exec tier's, shared with tests/integration
+    IN_CI,
+    NO_EXTRAS,
+    baked_image,
+    close_client,
+    docker_client_for,
+    exec_cluster,
+    tls_files,
+)
+
+__all__ = ["IN_CI", "NO_EXTRAS", "baked_image", "close_client", "exec_cluster", "tls_files"]
 
 # User ids a hostile caller might use; each must map to its own safe container.
 HOSTILE_IDS = [
@@ -33,16 +43,6 @@ HOSTILE_IDS = [
     "\ud800",
 ]
 
-# Tests of other behaviour run without the warm pool and per-user limits; their own tests turn
-# them on explicitly.
-NO_EXTRAS = {
-    "pool_size": 0,
-    "max_executions_per_minute": 0,
-    "max_concurrent_executions": 0,
-    "max_live_sessions": 0,
-}
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PROJECT_DATA = PROJECT_ROOT / "data"
 
 
@@ -94,39 +94,26 @@ def state_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def executor(docker_client, app_label, state_dir):
-    """One client for the whole run; tests use distinct user_ids. Removes everything at the end."""
-    client = DockerExecutionClient(
-        app_label=app_label, state_dir=state_dir, audit_log=state_dir / "audit.jsonl", **NO_EXTRAS
-    )
+    """One Docker client for the whole run; tests use distinct user_ids. Removes everything at
+    the end. (tests/integration runs its cases on every engine: see its conftest.)"""
+    client = docker_client_for(app_label, state_dir, audit_log=state_dir / "audit.jsonl")
     yield client
     close_client(client)
 
 
 @pytest.fixture
 def make_executor(docker_client, app_label, state_dir):
-    """Factory for clients with other settings (own label each); all removed at test end."""
+    """Factory for Docker clients with other settings (own label each); all removed at test end."""
     made: list[DockerExecutionClient] = []
 
     def make(**settings) -> DockerExecutionClient:
-        settings.setdefault("app_label", f"{app_label}-{len(made)}")
-        for name, value in NO_EXTRAS.items():
-            settings.setdefault(name, value)
-        settings.setdefault("state_dir", state_dir)
-        settings.setdefault("audit_log", state_dir / f"audit-{len(made)}.jsonl")
-        client = DockerExecutionClient(**settings)
+        client = docker_client_for(f"{app_label}-{uuid.uuid4().hex[:6]}", state_dir, **settings)
         made.append(client)
         return client
 
     yield make
     for client in made:
         close_client(client)
-
-
-def close_client(client: DockerExecutionClient) -> None:
-    """Remove everything a test client made, then let go of its threads and connections (a
-    run's worth of clients left open held over a thousand sockets)."""
-    client.cleanup_all(remove_volumes=True)
-    asyncio.run(client.aclose(remove_containers=False))
 
 
 @pytest.fixture

@@ -9,6 +9,10 @@ read the same descriptions and schemas and get the same notes. Discovery (`list_
 No ADK, no fastmcp here.
 """
 
+# How a caller names its sandbox outside the arguments (defined with the keys): the app's agent
+# sends its chat's id in this HTTP header when it reaches the tools over MCP.
+from executor import SANDBOX_HEADER
+
 from .definitions import DEFAULT_TIMEOUT_S, MAX_SEARCH_RESULTS, TOOL_NAMES, define_tools
 from .index import CombinedIndex, ToolIndex, ToolsDirIndex
 from .params import check_args, tool_function
@@ -16,10 +20,6 @@ from .search import SearchHit, rank
 from .shaping import describe_execution
 from .spec import Args, Backend, Bounds, Effect, Param, Reply, ToolCall, ToolSpec
 from .surface import ToolSurface
-
-# How a caller names its sandbox outside the arguments: the app's agent sends its chat's id in
-# this HTTP header when it reaches the tools through the MCP endpoint (APP_AGENT_TOOLS=mcp).
-SANDBOX_HEADER = "x-sandbox-id"
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",

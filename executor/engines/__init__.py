@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from settings import ExecutorSettings
+from settings import EngineName, ExecutorSettings, check_choice
 
 from .base import ContainerInfo, ContainerRequest, Engine, ExecChannel, VolumeInfo
 
@@ -18,15 +18,16 @@ __all__ = [
 ]
 
 
-def make_engine(kind: str, *, spec: ExecutorSettings | None = None, **options: Any) -> Engine:
+def make_engine(
+    kind: EngineName, *, spec: ExecutorSettings | None = None, **options: Any
+) -> Engine:
     """The engine named by EXECUTOR_ENGINE: "docker" (default) or "kubernetes" (which reads
-    its namespace, storage class ... from `spec`)."""
-    if kind in ("", "docker"):
+    its namespace, storage class ... from `spec`). Any other name is a ConfigError."""
+    check_choice("EXECUTOR_ENGINE", kind, EngineName)
+    if kind == "docker":
         from .docker import DockerEngine
 
         return DockerEngine(**options)
-    if kind == "kubernetes":
-        from .kubernetes import KubernetesEngine
+    from .kubernetes import KubernetesEngine
 
-        return KubernetesEngine(spec, max_connections=options.get("max_connections", 64))
-    raise ValueError(f"unknown engine {kind!r}: use docker or kubernetes")
+    return KubernetesEngine(spec, max_connections=options.get("max_connections", 64))

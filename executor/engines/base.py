@@ -21,7 +21,9 @@
       close()
 
 Every engine translates its SDK's exceptions into the executor's error tree (errors.py) inside
-its own module, so nothing above this seam imports docker, requests or kubernetes. `Sandbox`,
+its own module, so nothing above this seam imports docker, requests or kubernetes (the image
+build tool, `executor/image.py`, is a Docker tool beside the engines; tests/unit/test_seam.py
+imports everything else with both SDKs blocked). `Sandbox`,
 `SandboxManager`, the runner channel and the warm pool talk only to these two classes, so a new
 platform is one new module here.
 """

@@ -22,6 +22,7 @@ import docker.errors
 from docker.constants import MINIMUM_DOCKER_API_VERSION
 
 import docker
+from settings import WorkspaceQuotaMode, check_choice
 
 from ..errors import (
     ContainerConflictError,
@@ -84,9 +85,10 @@ class DockerEngine(Engine):
         max_connections: int = 64,
         environ: dict[str, str] | None = None,
         quota_dir: Path | None = None,
-        quota_mode: str = "auto",
+        quota_mode: WorkspaceQuotaMode = "auto",
         quota_spares: int = 4,
     ) -> None:
+        check_choice("EXECUTOR_WORKSPACE_QUOTA_MODE", quota_mode, WorkspaceQuotaMode)
         self._client = client
         self._max_connections = max_connections
         self._environ = dict(os.environ if environ is None else environ)

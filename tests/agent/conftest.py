@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 
 import pytest
 import uvicorn
@@ -17,12 +16,7 @@ from agent.service import ChatService
 from frontend.server import build_mcp_app
 from mcp_server import TokenStore, mount_mcp
 from settings import load_settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import free_port
 
 
 async def serve_mcp(service: ChatService, settings) -> tuple[str, TokenStore, uvicorn.Server]:

@@ -14,11 +14,14 @@ from agent.events import (
     TextFinal,
     ToolCallFinished,
     ToolCallStarted,
+    ToolOutput,
     TurnDone,
     UserMessage,
 )
+from executor import chat_key
 from tests.agent.conftest import collect
-from tests.scripted_llm import FailingLlm, ScriptedLlm
+from tests.support import wait_for
+from tests.support.scripted_llm import FailingLlm, ScriptedLlm
 
 pytestmark = pytest.mark.docker
 
@@ -48,9 +51,7 @@ async def test_tool_calls_land_in_the_calling_sessions_container(make_service):
     assert finished(events_a)[0].response["status"] == "ok"
     assert "mine.txt" in finished(events_a)[1].response["stdout"]
     assert "mine.txt" not in finished(events_b)[0].response["stdout"]
-    code, out, _ = await service.executor.execute_bash(
-        service.sandbox_key("alice", first), "cat mine.txt"
-    )
+    code, out, _ = await service.executor.execute_bash(chat_key("alice", first), "cat mine.txt")
     assert (code, out) == (0, "only here")
 
 
@@ -128,7 +129,7 @@ async def test_skill_is_in_context_loads_on_demand_and_its_script_runs(make_serv
     assert "# CSV summary" in str(loaded.response)
     assert ran.response["exit_code"] == 0, ran.response
     assert "rows: 3" in ran.response["stdout"]
-    png = await service.executor.download_file(service.sandbox_key("erin", session), "chart.png")
+    png = await service.executor.download_file(chat_key("erin", session), "chart.png")
     assert png.startswith(b"\x89PNG")
 
 
@@ -188,27 +189,37 @@ async def test_history_and_sandbox_survive_a_new_service_instance(
     await second.close(executor=False)
 
 
-async def test_a_running_turn_can_be_stopped_and_its_command_dies(make_service):
-    llm = ScriptedLlm(steps=[[("execute_bash", {"command": "sleep 30", "timeout": 60})]])
+async def test_a_running_turn_can_be_stopped_and_its_command_dies(make_service, docker_client):
+    command = "echo started; exec sleep 31"
+    llm = ScriptedLlm(steps=[[("execute_bash", {"command": command, "timeout": 60})]])
     service = await make_service(model=llm)
     session = await service.new_session("hank")
+    key = chat_key("hank", session)
     events = []
-    started = time.monotonic()
+    seen_running = False
+
+    def sleeping(container: str) -> bool:
+        top = docker_client.api.top(container, ps_args="-eo pid,args")
+        return any(row[-1] == "sleep 31" for row in top["Processes"] or [])
 
     async def consume():
+        nonlocal seen_running
         async for event in service.stream("hank", session, "long job"):
             events.append(event)
-            if isinstance(event, ToolCallStarted):
-                await asyncio.sleep(0.5)
+            if isinstance(event, ToolOutput) and "started" in event.text:
+                # The command really runs now (it printed, and its sleep is in the container):
+                # only a Stop from here on proves that Stop kills it.
+                container = (await service.executor.sandbox_info(key)).container_name
+                seen_running = await asyncio.to_thread(sleeping, container)
                 assert service.stop("hank", session)
 
-    await asyncio.wait_for(consume(), timeout=15)
-    assert time.monotonic() - started < 10
+    started = time.monotonic()
+    await asyncio.wait_for(consume(), timeout=20)
+    assert seen_running
+    assert time.monotonic() - started < 15  # not the 31 s the command would have taken
     assert events[-1] == TurnDone(stopped=True)
-    _code, out, _ = await service.executor.execute_bash(
-        service.sandbox_key("hank", session), "ps -eo args= | grep -c '^sleep 30' || true"
-    )
-    assert out.strip() == "0"
+    container = (await service.executor.sandbox_info(key)).container_name
+    await wait_for(lambda: not sleeping(container), timeout=5, what="the command to be killed")
 
 
 async def test_a_failing_model_gives_a_readable_error_and_the_chat_goes_on(make_service):

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import free_port, start_app
+from tests.browser.conftest import start_app
 from tests.browser.test_chat_in_browser import run_example, wait_ready
 from tests.conftest import IN_CI
+from tests.support import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.login_app import serve
+from tests.support.login_app import serve
 
 pytestmark = pytest.mark.browser
 

@@ -19,6 +19,9 @@ async def test_no_capabilities_no_new_privileges_and_non_root(executor, user_id)
     assert lines["Seccomp"] == "2"
 
 
+@pytest.mark.docker_only(
+    "lo as the only interface (Kubernetes: the deny-all NetworkPolicy, test_engine_api.py)"
+)
 async def test_no_network(executor, user_id):
     script = (
         "import socket\ntry:\n socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
@@ -41,6 +44,7 @@ async def test_root_filesystem_is_read_only_and_no_docker_socket(executor, user_
     assert "No such file" in out
 
 
+@pytest.mark.docker_only("docker-init as PID 1 (Kubernetes: test_exec_websocket.py, PID 1)")
 async def test_main_process_cannot_be_killed_or_written_by_the_sandbox_user(executor, user_id):
     code, out, err = await executor.execute_bash(
         user_id,
@@ -72,6 +76,7 @@ async def test_memory_limit_kills_with_a_clear_message(make_executor, user_id):
     assert (await client.execute_bash(user_id, "echo ok"))[:2] == (0, "ok\n")
 
 
+@pytest.mark.docker_only("Docker's own view of the container")
 async def test_docker_sees_the_hardened_configuration(executor, user_id, docker_client):
     await executor.execute_bash(user_id, "true")
     from executor.manager import container_name

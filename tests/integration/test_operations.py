@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
 
 from executor import DockerExecutionClient, RateLimitedError, chat_key
+from executor.manager import container_name
+from tests.support import audit_lines
 
 pytestmark = pytest.mark.docker
 
 CANARY = "host-secret-canary-7f3a9"
-
-
-def audit_lines(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 async def test_every_operation_is_audited_without_host_secrets(
@@ -46,8 +43,10 @@ async def test_every_operation_is_audited_without_host_secrets(
         ("upload", "data.bin"),
         ("download", "data.bin"),
         ("download", "missing.bin"),
+        ("cleanup_delete", f"{container_name(client.settings.app_label, key)}-workspace"),
     ]
-    execute, _, upload, download, missing = lines
+    execute, _, upload, download, missing, deleted = lines
+    assert (deleted["user"], deleted["session"]) == ("alice", "chat-1")  # whose files went
     assert (execute["user"], execute["session"], execute["exit_code"]) == ("alice", "chat-1", 3)
     assert execute["duration_s"] > 0
     assert upload["bytes_in"] == 1000

@@ -7,23 +7,15 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from executor import DockerExecutionClient
 from executor.pool import POOL_LABEL
 from tests.conftest import app_containers
+from tests.support import wait_for
 
 pytestmark = pytest.mark.docker
-
-
-async def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 def pool_containers(docker_client, label: str) -> list:
@@ -42,6 +34,9 @@ async def pooled(make_executor):
     return client
 
 
+@pytest.mark.docker_only(
+    "Docker's view of the pool's members (Kubernetes: test_engine_api.py, test_exec_websocket.py)"
+)
 async def test_new_session_takes_a_ready_container_and_the_pool_refills(pooled, docker_client):
     ready_names = {c.name for c in pool_containers(docker_client, pooled.settings.app_label)}
     code, out, _ = await pooled.execute_bash("pool-user-a", "echo hi")
@@ -69,6 +64,9 @@ async def test_nothing_of_one_session_is_visible_to_the_next(pooled):
     assert first != second
 
 
+@pytest.mark.docker_only(
+    "Docker's view of the pool's members (Kubernetes: test_engine_api.py, test_exec_websocket.py)"
+)
 async def test_a_killed_pool_member_is_replaced(pooled, docker_client):
     victim = pool_containers(docker_client, pooled.settings.app_label)[0]
     victim.kill()
@@ -84,6 +82,9 @@ async def test_a_killed_pool_member_is_replaced(pooled, docker_client):
     assert code == 0
 
 
+@pytest.mark.docker_only(
+    "Docker's view of the pool's members (Kubernetes: test_engine_api.py, test_exec_websocket.py)"
+)
 async def test_pooled_workspace_survives_removal_and_restart(pooled, docker_client, state_dir):
     await pooled.write_file("keeper", "k.txt", "kept")
     name = (await pooled.sandbox_info("keeper")).container_name
@@ -153,6 +154,9 @@ async def test_unclaimed_members_are_removed_at_shutdown_and_after_a_crash(
     assert volumes == []
 
 
+@pytest.mark.docker_only(
+    "Docker's view of the pool's members (Kubernetes: test_engine_api.py, test_exec_websocket.py)"
+)
 async def test_a_pooled_session_uses_the_runner_started_ahead(pooled, docker_client):
     label = pooled.settings.app_label
     ahead = {}
@@ -167,12 +171,15 @@ async def test_a_pooled_session_uses_the_runner_started_ahead(pooled, docker_cli
     assert runners.strip() == "1"  # no second runner was started
 
 
+@pytest.mark.docker_only(
+    "Docker's view of the pool's members (Kubernetes: test_engine_api.py, test_exec_websocket.py)"
+)
 async def test_a_session_with_a_workspace_keeps_it_instead_of_taking_a_pooled_one(
     make_executor, docker_client
 ):
     first = make_executor()  # no pool: a normal session container and volume
     await first.write_file("returning", "mine.txt", "still mine")
-    first.cleanup_container("returning")  # the container goes while the app is down
+    await first.remove_container("returning")  # the container goes while the app is down
     again = DockerExecutionClient(
         app_label=first.settings.app_label,
         pool_size=1,
@@ -200,6 +207,9 @@ async def test_the_first_python_call_finds_its_kernel_already_running(pooled):
     assert float(age.stdout) > 1.0  # the interpreter is older than the call
 
 
+@pytest.mark.docker_only(
+    "Docker's view of the pool's members (Kubernetes: test_engine_api.py, test_exec_websocket.py)"
+)
 async def test_the_pool_grows_with_a_crowd_and_shrinks_when_it_is_gone(
     make_executor, docker_client
 ):
@@ -229,6 +239,9 @@ async def test_the_pool_grows_with_a_crowd_and_shrinks_when_it_is_gone(
     assert len(volumes) == 9
 
 
+@pytest.mark.docker_only(
+    "Docker's view of the pool's members (Kubernetes: test_engine_api.py, test_exec_websocket.py)"
+)
 async def test_the_pool_never_grows_past_its_memory_budget(make_executor, docker_client):
     client = make_executor(
         pool_size=1,
@@ -270,6 +283,9 @@ async def test_a_crowd_gets_one_container_each_and_sees_only_its_own_files(make_
         assert out == f"{key}\n"
 
 
+@pytest.mark.docker_only(
+    "Docker's view of the pool's members (Kubernetes: test_engine_api.py, test_exec_websocket.py)"
+)
 async def test_the_pool_refills_only_after_a_crowds_containers_are_made(
     make_executor, docker_client
 ):

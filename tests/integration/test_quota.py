@@ -14,6 +14,7 @@ from executor import QuotaExceededError
 from executor.engines._loop_quota import loop_unavailable_reason
 
 pytestmark = [
+    pytest.mark.docker_only("loop-mounted workspace images are the Docker engine's"),
     pytest.mark.docker,
     pytest.mark.skipif(loop_unavailable_reason() is not None, reason="no loop devices here"),
 ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import threading
 from collections.abc import Awaitable
 from contextlib import asynccontextmanager
@@ -35,14 +34,9 @@ from mcp_server import (
 )
 from settings import ExecutorSettings, load_settings
 from tests.conftest import NO_EXTRAS
+from tests.support import free_port
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def compose_app(mcp_app: Any, blocks: Any) -> Any:

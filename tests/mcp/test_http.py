@@ -16,6 +16,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.types import ImageContent, ResourceLink, TextContent
 
+from executor import chat_key
 from mcp_server._transfer import URI_TEMPLATE
 
 from .conftest import MODES, mcp_client
@@ -357,7 +358,7 @@ async def test_foreign_origin_and_host_are_refused(mcp_env):
 async def test_files_cross_between_a_chat_and_mcp(mcp_env):
     service, executor = mcp_env.service, mcp_env.executor
     chat = await mcp_env.on_server(service.new_session("alice"))
-    key = service.sandbox_key("alice", chat)
+    key = chat_key("alice", chat)
     async with mcp_client(mcp_env.url, mcp_env.token["alice"]) as client:
         wrote = await client.call_tool(
             "write_file", {"path": "from-mcp.txt", "content": "written via MCP", "sandbox_id": chat}
@@ -484,7 +485,7 @@ async def test_the_apps_agent_reaches_its_chat_with_an_internal_token(mcp_env, m
     async with mcp_client(mcp_env.url, token, mode, headers=headers) as agent:
         ran = await agent.call_tool("execute_bash", {"command": f"echo {mode} > agent.txt"})
         assert ran.structured_content["sandbox_id"] == chat
-    key = service.sandbox_key("alice", chat)
+    key = chat_key("alice", chat)
     assert await mcp_env.on_server(mcp_env.executor.read_file(key, "agent.txt")) == f"{mode}\n"
     line = next(a for a in mcp_env.audit() if a["target"] == f"echo {mode} > agent.txt")
     assert (line["user"], line["token"], line["session"]) == ("alice", "agent", chat)

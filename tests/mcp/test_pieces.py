@@ -194,7 +194,9 @@ async def test_tool_schemas_are_listed_once_at_start_for_header_checks(tmp_path)
     from executor import DockerExecutionClient
     from mcp_server import Sandboxes, build_http_app, build_mcp
 
-    executor = DockerExecutionClient(app_label="mce-test-schemas", state_dir=tmp_path)
+    executor = DockerExecutionClient(
+        app_label="mce-test-schemas", state_dir=tmp_path, audit_log=tmp_path / "audit.jsonl"
+    )
     tokens = TokenStore(tmp_path / "mcp.db")
     mcp = build_mcp(executor, tokens, Sandboxes(SandboxStore(tmp_path / "mcp.db"), executor))
     app = build_http_app(mcp)

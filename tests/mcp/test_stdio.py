@@ -36,7 +36,9 @@ def stdio_env(docker_client, app_label, tmp_path_factory):
     }
     yield env, data
     # The server removes its containers when the client closes it; the workspaces stay.
-    leftovers = DockerExecutionClient(app_label=f"{label}-stdio", state_dir=data / "cleanup")
+    leftovers = DockerExecutionClient(
+        app_label=f"{label}-stdio", state_dir=data / "cleanup", audit_log=data / "cleanup.jsonl"
+    )
     leftovers.cleanup_all(remove_volumes=True)
 
 

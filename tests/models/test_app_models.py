@@ -32,6 +32,7 @@ from agent.events import (
 )
 from agent.prompts import INSTRUCTION
 from agent.service import ChatService
+from executor import chat_key
 from settings import load_settings
 from tests.fakes import gemini as g
 from tests.fakes import openai as o
@@ -75,7 +76,7 @@ class Chat:
 
     async def sandbox(self, command: str) -> str:
         _code, out, _err = await self.service.executor.execute_bash(
-            self.service.sandbox_key(self.user, self.session), command
+            chat_key(self.user, self.session), command
         )
         return out
 

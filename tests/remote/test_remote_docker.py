@@ -14,7 +14,7 @@ import pytest
 from executor import DockerExecutionClient, ExecutionResult, OutputChunk, SandboxUnavailableError
 from executor.engines.docker import DockerEngine
 from tests.conftest import NO_EXTRAS
-from tests.daemons import host_bridges
+from tests.support.daemons import host_bridges
 
 pytestmark = [pytest.mark.docker, pytest.mark.remote]
 
@@ -163,7 +163,6 @@ async def test_while_the_daemon_is_down_every_call_fails_fast_and_then_recovers(
         "download_to": lambda: client.download_to("s", "keep.txt", tmp_path / "d.bin"),
         "zip_workspace_to": lambda: client.zip_workspace_to("s", tmp_path / "w.zip"),
         "list_files": lambda: client.list_files("s"),
-        "workspace_usage": lambda: client.workspace_usage("s"),
         "stop": lambda: client.stop("s"),
         "delete_session": lambda: client.delete_session("other"),
         "inventory": lambda: client.inventory(),

@@ -9,7 +9,7 @@ import pytest
 from agent.offline import describe_result, plan_calls
 from agent.service import upload_name
 from agent.skills import load_skills
-from agent.tools import sandbox_key
+from executor import chat_key, split_key
 from executor.text import clip
 from settings import PROJECT_ROOT
 from tool_surface import TOOL_NAMES
@@ -83,8 +83,9 @@ def test_clip_keeps_head_and_tail_and_says_how_much_was_cut():
     assert clip("short", 1000) == ("short", 0)
 
 
-def test_sandbox_key_distinguishes_users_and_sessions():
-    assert sandbox_key("a/b", "c") != sandbox_key("a", "b/c")
+def test_chat_keys_distinguish_users_and_sessions_on_every_route():
+    assert chat_key("a/b", "c") != chat_key("a", "b/c")
+    assert split_key(chat_key("a/b", "c")) == ("a/b", "c")
 
 
 @pytest.mark.parametrize(

@@ -24,10 +24,10 @@ CALLS = {
     "upload_file": lambda c: c.upload_file("u", "a.txt", b"x"),
     "download_file": lambda c: c.download_file("u", "a.txt"),
     "list_files": lambda c: c.list_files("u"),
-    "workspace_usage": lambda c: c.workspace_usage("u"),
     "start": lambda c: c.start(),
     "stop": lambda c: c.stop("u"),
     "delete_session": lambda c: c.delete_session("u"),
+    "remove_container": lambda c: c.remove_container("u"),
     "sandbox_info": lambda c: c.sandbox_info("u"),
     "inventory": lambda c: c.inventory(),
 }
@@ -61,11 +61,9 @@ async def test_downloads_to_a_file_fail_cleanly_and_leave_no_partial_file(unreac
     assert not (tmp_path / "w.zip").exists()
 
 
-async def test_blocking_cleanup_methods_raise_the_same_error(unreachable):
+async def test_the_blocking_cleanup_raises_the_same_error(unreachable):
     with pytest.raises(SandboxUnavailableError):
         unreachable.cleanup_all()
-    with pytest.raises(SandboxUnavailableError):
-        unreachable.stop_container("u")
 
 
 def test_ssh_docker_hosts_are_refused_with_the_forwarding_recipe():
@@ -77,3 +75,13 @@ def test_building_an_engine_does_not_connect():
     engine = DockerEngine(environ={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     with pytest.raises(SandboxUnavailableError):
         engine.ping()
+
+
+async def test_a_failed_deletion_is_audited_with_its_error(unreachable, tmp_path):
+    from tests.support import audit_lines
+
+    with pytest.raises(SandboxUnavailableError):
+        await unreachable.delete_session("u")
+    (entry,) = audit_lines(tmp_path / "audit.jsonl")
+    assert entry["operation"] == "delete"
+    assert entry["error"].startswith("SandboxUnavailableError")

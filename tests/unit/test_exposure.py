@@ -12,7 +12,7 @@ from frontend.exposure import (
 )
 from frontend.users import UserStore
 from settings import ConfigError, load_settings
-from tests.login_app import cheap_hasher
+from tests.support.login_app import cheap_hasher
 
 
 def settings(tmp_path, **env):

@@ -12,8 +12,8 @@ import re
 import httpx
 import pytest
 
-from frontend.users import LOCAL_USER
-from tests.login_app import serve
+from settings import LOCAL_USER
+from tests.support.login_app import serve
 
 HTML = {"accept": "text/html,application/xhtml+xml"}
 

@@ -8,7 +8,7 @@ import pytest
 
 from frontend.login import cookie_header, safe_next
 from frontend.sessions import RevokedSessions, SessionCodec, load_secret
-from tests.login_app import FakeClock
+from tests.support.login_app import FakeClock
 
 SECRET = b"s" * 32
 

@@ -13,7 +13,7 @@ from frontend.login import LoginLayer
 from frontend.throttle import LoginThrottle
 from frontend.users import Authenticator, UserStore
 from settings import load_settings
-from tests.login_app import FakeClock, cheap_hasher
+from tests.support.login_app import FakeClock, cheap_hasher
 
 
 def test_back_off_starts_after_max_failures_and_doubles_up_to_the_cap():

@@ -24,7 +24,7 @@ from agent.tools import make_tools
 from executor import ExecutionResult, FileInfo, OutputChunk, tools_index
 from mcp_server import Sandboxes, SandboxStore, build_mcp
 from settings import PROJECT_ROOT, ExecutorSettings
-from tests.scripted_llm import ScriptedLlm
+from tests.support.scripted_llm import ScriptedLlm
 from tool_surface import TOOL_NAMES
 
 LIMIT = 1000  # characters of output per stream in a result

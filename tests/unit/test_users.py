@@ -11,9 +11,9 @@ import tomllib
 import pytest
 from argon2 import PasswordHasher
 
-from frontend.users import LOCAL_USER, Authenticator, UserError, UserStore, validate_name
-from settings import ConfigError
-from tests.login_app import cheap_hasher
+from frontend.users import Authenticator, UserError, UserStore, validate_name
+from settings import LOCAL_USER, ConfigError
+from tests.support.login_app import cheap_hasher
 
 
 @pytest.fixture
@@ -185,7 +185,23 @@ def test_no_users_means_no_login(store):
     assert LOCAL_USER == "local"
 
 
-def test_local_user_matches_the_app():
-    from frontend.app import LOCAL_USER as APP_LOCAL_USER
+def test_an_mcp_token_made_without_a_user_reaches_the_web_uis_chats(tmp_path):
+    """`mcp-code-executor token create NAME` (no --user) must belong to the user the web UI
+    gives everyone when login is off, or a fresh install's MCP client sees none of its chats."""
+    import dataclasses
 
-    assert APP_LOCAL_USER == LOCAL_USER
+    from frontend.login import LoginLayer
+    from mcp_server.cli import token_main, token_store
+    from settings import load_settings
+
+    settings = dataclasses.replace(
+        load_settings({}), data_dir=tmp_path, users_file=tmp_path / "users.toml"
+    )
+    assert token_main(["create", "laptop"], settings) == 0
+    store = token_store(settings)
+    try:
+        (token,) = store.list()
+    finally:
+        store.close()
+    web_user, _, _ = LoginLayer.from_settings(settings).authenticate({"type": "http"})
+    assert token.user == web_user == LOCAL_USER

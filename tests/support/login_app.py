@@ -8,7 +8,6 @@ expiry and lock-outs need no sleeping.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from executor.audit import AuditLog
 from frontend.login import LoginLayer, uvicorn_proxy_options
 from frontend.users import Authenticator, UserStore
 from settings import load_settings
+from tests.support import free_port
 
 
 class FakeClock:
@@ -42,12 +42,6 @@ class FakeClock:
 def cheap_hasher() -> PasswordHasher:
     """Argon2 with tiny parameters: the same code path, milliseconds instead of 50 ms."""
     return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tiny_blocks() -> gr.Blocks:

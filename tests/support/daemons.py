@@ -12,21 +12,16 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import free_port
+
 DATA_ROOT = Path("/var/lib/mce-test-dockerd")
 EXEC_ROOT = Path("/run/mce-test-dockerd")  # short: containerd's socket paths live under it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
