@@ -38,6 +38,8 @@ $(MCP_STAMP):
 mcp-servers: $(MCP_STAMP)
 
 run: image mcp-servers
+	@[ -e data/mcp_servers.json ] || { mkdir -p data && cp samples/mcp_servers.json data/mcp_servers.json \
+		&& echo "[make] data/mcp_servers.json: the demo MCP servers (docs, crm, time); add yours there"; }
 	GRADIO_ANALYTICS_ENABLED=False $(PY) -m frontend.cli run  # settings first: a refusal comes at once
 
 test: image lint mcp-servers

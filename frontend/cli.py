@@ -170,6 +170,20 @@ def _mcp_checks(settings: Settings) -> list[Check]:
     return [Check(*c) for c in doctor_checks(config, Catalog(settings.data_dir / CATALOG_FILE))]
 
 
+def _egress_check(settings: Settings) -> Check:
+    """What sandboxes may reach through their proxy (EXECUTOR_EGRESS_ALLOW)."""
+    from executor.egress import Allowlist
+
+    allowed = Allowlist.parse(settings.executor.egress_allow)
+    if not allowed.enabled:
+        return Check("ok", "egress: off (EXECUTOR_EGRESS_ALLOW is empty; no sandbox network)")
+    return Check(
+        "ok",
+        f"egress: sandboxes may reach {allowed.describe()} through the host's proxy "
+        "(EXECUTOR_EGRESS_ALLOW); loopback, private and link-local addresses never",
+    )
+
+
 def servers(settings: Settings, action: str, names: list[str]) -> int:
     """`servers list`: config and catalog, nothing started; `servers check`: start each server,
     list its tools, stop it. One line per server; exit 1 if any failed."""
@@ -208,6 +222,7 @@ def doctor(settings: Settings) -> int:
         _model_check(settings),
         Check(*exposure_report(settings)),
         *_mcp_checks(settings),
+        _egress_check(settings),
     ]
     for check in checks:
         print(check.line())
