@@ -91,7 +91,7 @@ def test_many_chats_get_a_search_box_that_filters_them(page, app):
 def test_examples_have_short_titles_and_show_their_code_on_hover(page, app):
     open_app(page, app[0])
     examples = page.locator("button.gallery-item")
-    expect(examples).to_have_count(5)
+    expect(examples).to_have_count(6)  # with the demo MCP servers, a code-mode step
     expect(examples.nth(0)).to_have_text("Run a command")
     expect(examples.nth(2)).to_have_text("Plot it")
     hover = re.compile(r"^```python.*plt\.show\(\).*```$", re.S)

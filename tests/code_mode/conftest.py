@@ -23,6 +23,13 @@ from code_mode import McpHub, parse_servers
 from executor.bridge import CallContext, CallOutcome
 from settings import PROJECT_ROOT
 from tests.conftest import IN_CI
+from tests.support.engine_cases import (  # noqa: F401 - the sandbox cases run on each engine
+    engine,
+    executor,
+    make_executor,
+    pytest_collection_modifyitems,
+    pytest_generate_tests,
+)
 
 SERVERS = Path(__file__).parent / "servers"
 INSTALLED = PROJECT_ROOT / ".mcp-servers"

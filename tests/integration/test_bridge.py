@@ -246,3 +246,20 @@ async def test_without_the_runner_a_call_says_why_it_cannot_work(make_executor, 
     assert "resident runner" in result.stdout
     assert "EXECUTOR_USE_RUNNER=false" in result.stdout
     assert tools.calls == []
+
+
+async def test_a_warm_pool_member_gets_its_users_modules_when_claimed(
+    make_executor, tools, user_id
+):
+    """Pool members are made before their user is known: the modules arrive on the claim."""
+    client = make_executor(tool_bridge=tools, pool_size=1)
+    await client.start()
+    for _ in range(100):  # the member is made and warmed in the background
+        if client.pool_status().ready:
+            break
+        await asyncio.sleep(0.2)
+    assert client.pool_status().ready
+    result = await client.run_python(user_id, "from tools.mcp import echo\necho.echo(n=1)['owner']")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip().strip("'") == tools.calls[0][0].owner
+    assert client.pool_status().created >= 1

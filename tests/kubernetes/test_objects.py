@@ -94,13 +94,20 @@ def test_the_pod_carries_every_hardening_field(tmp_path):
     assert resources["limits"]["memory"] == str(1 << 30)
     assert resources["limits"]["cpu"] == "1"
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert mounts == {WORKSPACE: "workspace", "/tmp": "tmp", HOME: "home", "/dev/shm": "shm"}
+    assert mounts == {
+        WORKSPACE: "workspace",
+        "/tmp": "tmp",
+        HOME: "home",
+        "/dev/shm": "shm",
+        "/tools/mcp": "tools-mcp",  # code mode's modules, written by the host over the runner
+    }
     volumes = {v["name"]: v for v in spec["volumes"]}
     spec_defaults = ExecutorSettings()
     for name, size in (
         ("tmp", spec_defaults.tmp_size_bytes),
         ("home", spec_defaults.home_size_bytes),
         ("shm", spec_defaults.shm_size_bytes),
+        ("tools-mcp", 8 << 20),
     ):
         assert volumes[name]["emptyDir"] == {"medium": "Memory", "sizeLimit": str(size)}
     assert "/tools" not in mounts  # baked into the image, as /skills

@@ -144,6 +144,9 @@ def cluster_settings(baked_image: str, app_label: str, **settings: Any) -> dict[
     return values
 
 
+CLIENT_ONLY = ("tool_bridge", "tool_call_timeout_s")  # the client's wiring, not its settings
+
+
 def kubernetes_client(
     configuration: Any, baked_image: str, app_label: str, state_dir: Path, **settings: Any
 ) -> DockerExecutionClient:
@@ -152,9 +155,10 @@ def kubernetes_client(
 
     settings.setdefault("state_dir", state_dir)  # never the project's data/
     settings.setdefault("audit_log", state_dir / f"audit-{app_label}.jsonl")
+    wiring = {k: settings.pop(k) for k in CLIENT_ONLY if k in settings}  # not settings
     spec = ExecutorSettings(**cluster_settings(baked_image, app_label, **settings))
     engine = KubernetesEngine(spec, configuration=configuration)
-    return DockerExecutionClient.from_settings(spec, sandbox_engine=engine)
+    return DockerExecutionClient.from_settings(spec, sandbox_engine=engine, **wiring)
 
 
 def docker_client_for(app_label: str, state_dir: Path, **settings: Any) -> DockerExecutionClient:
