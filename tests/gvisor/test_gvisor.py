@@ -3,13 +3,16 @@ gVisor's, and the hardening, timeout, file and runner cases hold under it."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from executor import DockerExecutionClient, PathNotAllowedError
 from executor.engines.docker import DockerEngine
 from tests.conftest import IN_CI, NO_EXTRAS
+from tests.egress.support import EchoPeer, IndexServer, build_wheel, write_index
 
 pytestmark = [pytest.mark.docker, pytest.mark.gvisor]
 
@@ -25,18 +28,31 @@ def gvisor(second_dockerd):
 
 
 @pytest.fixture
-async def sandboxed(gvisor, app_label, tmp_path):
-    client = DockerExecutionClient(
-        sandbox_engine=DockerEngine(environ={"DOCKER_HOST": gvisor.unix_host}),
-        app_label=f"{app_label}-gvisor",
-        runtime="runsc",
-        state_dir=tmp_path,
-        audit_log=tmp_path / "audit.jsonl",
-        **NO_EXTRAS,
-    )
-    yield client
-    client.cleanup_all(remove_volumes=True)
-    await client.aclose(remove_containers=False)
+async def make_sandboxed(gvisor, app_label, tmp_path):
+    """Clients whose sandboxes run under runsc on the tests' second daemon."""
+    made = []
+
+    def make(**settings) -> DockerExecutionClient:
+        client = DockerExecutionClient(
+            sandbox_engine=DockerEngine(environ={"DOCKER_HOST": gvisor.unix_host}),
+            app_label=f"{app_label}-gvisor-{len(made)}",
+            runtime="runsc",
+            state_dir=tmp_path,
+            audit_log=tmp_path / f"audit-{len(made)}.jsonl",
+            **{**NO_EXTRAS, **settings},
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.cleanup_all(remove_volumes=True)
+        await client.aclose(remove_containers=False)
+
+
+@pytest.fixture
+def sandboxed(make_sandboxed):
+    return make_sandboxed()
 
 
 async def test_the_sandbox_kernel_is_gvisors(sandboxed):
@@ -81,3 +97,48 @@ async def test_runsc_is_listed_by_the_daemon(gvisor):
     assert shutil.which("runsc") is not None
     engine = DockerEngine(environ={"DOCKER_HOST": gvisor.unix_host})
     assert "runsc" in engine.runtimes()
+
+
+async def test_code_mode_calls_cross_under_gvisor(make_sandboxed, time_server_hub):
+    client = make_sandboxed(tool_bridge=time_server_hub)
+    code = "from tools.mcp import time\ntime.get_current_time(timezone='UTC')['timezone']"
+    result = await client.run_python("g", code)
+    assert result.stdout.strip() == "'UTC'", result.stderr
+    assert [c.ok for c in result.tool_calls] == [True]
+
+
+async def test_egress_through_the_proxy_under_gvisor(make_sandboxed, tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    write_index(tmp_path / "site", [build_wheel(wheels, "gvisorpkg", source="VALUE = 7\n")])
+    with IndexServer(tmp_path / "site") as index, EchoPeer() as refused:
+        client = make_sandboxed(egress_allow=f"127.0.0.1:{index.port}")
+        pip = (
+            'NO_PROXY= no_proxy= pip install --proxy "$HTTP_PROXY" --retries 0 '
+            f"--index-url {index.index_url} gvisorpkg && python3 -c 'import gvisorpkg; "
+            "print(gvisorpkg.VALUE)'"
+        )
+        installed = await client.run("g", pip, timeout=120)
+        assert installed.stdout.strip().endswith("7"), installed.stderr
+        probe = (
+            "import os, socket, sys\nhost, port = os.environ['HTTP_PROXY'].rsplit(':', 1)\n"
+            "s = socket.create_connection(('127.0.0.1', int(port)))\n"
+            "s.sendall(f'CONNECT 127.0.0.1:{sys.argv[1]} HTTP/1.1\\r\\n\\r\\n'.encode())\n"
+            "print(s.recv(100).split(b'\\r\\n')[0].decode())\n"
+        )
+        await client.write_file("g", "probe.py", probe)
+        answer = await client.run("g", f"python3 probe.py {refused.port}")
+        assert answer.stdout.startswith("HTTP/1.1 403"), answer.stdout + answer.stderr
+        assert refused.accepted == 0
+
+
+@pytest.fixture
+def time_server_hub(tmp_path):
+    from code_mode import McpHub, parse_servers
+    from tests.code_mode.conftest import installed
+
+    servers = {"mcpServers": {"time": {"command": installed("py/bin/mcp-server-time")}}}
+    config = parse_servers(json.dumps(servers), Path("gvisor.json"), {}, ())
+    hub = McpHub(config, catalog_path=tmp_path / "catalog.json")
+    yield hub
+    hub.close()
