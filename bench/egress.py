@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -53,6 +56,60 @@ def host_fetch(url: str) -> tuple[int, float]:
         while chunk := response.read(1 << 20):
             size += len(chunk)
     return size, time.perf_counter() - started
+
+
+class FileServer:
+    """`python -m http.server` on the host's loopback, in a process of its own (as a real peer
+    would be), serving `root`."""
+
+    def __init__(self, root: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
+             "--directory", str(root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the file server did not start")
+
+    def __enter__(self) -> FileServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+
+def channel_ceiling(engine: Any, container: str, size: int) -> float:
+    """Seconds to push `size` bytes into `cat > /dev/null` over one exec's stdin: what the
+    transport itself carries, the ceiling of anything tunnelled through it (host -> sandbox)."""
+    channel = engine.open_exec(container, ["bash", "-c", "cat > /dev/null; echo done"], stdin=True)
+    try:
+        data = memoryview(bytes(size))
+        started = time.perf_counter()
+        while data:
+            readable, writable = channel.wait(1, write=True)
+            if readable:
+                channel.read()
+            if writable:
+                data = data[channel.send(data[: 1 << 20]) :]
+        channel.close_stdin()
+        seen = b""
+        while b"done" not in seen:
+            channel.wait(5)
+            events = channel.read()
+            if events is None:
+                break
+            seen += b"".join(chunk for _, chunk in events)
+        return time.perf_counter() - started
+    finally:
+        channel.close()
 
 
 def pip_version() -> str:
@@ -84,14 +141,14 @@ async def main(megabytes: int, packages: int) -> str:
         made = [build_wheel(wheels, n, source=f"VALUE = {i}\n" + "# padding\n" * 2000)
                 for i, n in enumerate(names)]  # fmt: skip
         write_index(site, made)
-        with IndexServer(site) as server:
+        with IndexServer(site) as server, FileServer(site) as files:
             client = DockerExecutionClient(
                 app_label=f"mce-bench-{uuid.uuid4().hex[:6]}",
-                egress_allow=f"127.0.0.1:{server.port}",
+                egress_allow=f"127.0.0.1:{server.port},127.0.0.1:{files.port}",
                 state_dir=folder / "state", audit_log=folder / "audit.jsonl", **QUIET,
             )  # fmt: skip
             try:
-                url = f"{server.url}/data/big.bin"
+                url = f"{files.url}/data/big.bin"  # another process: not this one's GIL
                 await client.write_file("bench", "fetch.py", FETCH)
                 runs = []
                 for _ in range(3):
@@ -102,6 +159,12 @@ async def main(megabytes: int, packages: int) -> str:
                     assert int(size) == megabytes << 20, done.stderr
                     runs.append(float(seconds))
                 sandbox = min(runs)
+                container = (await client.sandbox_info("bench")).container_name
+                size = megabytes << 20
+                ceiling = min(
+                    [await asyncio.to_thread(channel_ceiling, client.engine, container, size)
+                     for _ in range(3)]
+                )  # fmt: skip
                 host = min([(await asyncio.to_thread(host_fetch, url))[1] for _ in range(3)])
                 command = (
                     'NO_PROXY= no_proxy= pip install --quiet --proxy "$HTTP_PROXY" '
@@ -120,7 +183,7 @@ async def main(megabytes: int, packages: int) -> str:
                 await client.aclose()
     mb = megabytes * 1.048576
     host_pip_version = await asyncio.to_thread(pip_version)
-    rate_sandbox, rate_host = mb / sandbox, mb / host
+    rate_sandbox, rate_host, rate_channel = mb / sandbox, mb / host, mb / ceiling
     return "\n".join(
         [
             "# Egress through the sandbox's proxy",
@@ -133,13 +196,17 @@ async def main(megabytes: int, packages: int) -> str:
             f"| {megabytes} MiB download | {rate_sandbox:.0f} MB/s ({sandbox:.2f} s) | "
             f"{rate_host:.0f} MB/s ({host:.2f} s) | {rate_sandbox / rate_host:.2f}x throughput "
             "(goal >= 0.3x) |",
+            f"| the exec channel itself (stdin into `cat`) | {rate_channel:.0f} MB/s | | "
+            f"the tunnel carries {rate_sandbox / rate_channel:.2f}x of it |",
             f"| pip install of {packages} packages | {pip_sandbox:.2f} s | {pip_host:.2f} s | "
             f"{pip_sandbox / pip_host:.2f}x time (goal <= 1.5x) |",
             "",
             "The sandbox has no network interface: each byte crosses the runner's exec channel in "
-            "frames with a 256 KiB credit window per direction, and the host's relay dials the "
-            "address it checked. pip in the sandbox is Debian's 23.0.1; the host's is "
-            f"{host_pip_version}.",
+            "frames with a 2 MiB credit window per direction, and the host's relay dials the "
+            "address it checked. The channel's own row is the ceiling: dockerd and "
+            "containerd-shim copy every byte of an exec's stdin, so no tunnel over it can beat "
+            "that figure, whatever the host's loopback does directly. pip in the sandbox is "
+            f"Debian's 23.0.1; the host's is {host_pip_version}.",
             "",
         ]
     )

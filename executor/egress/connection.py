@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 64 << 10  # largest single read from a peer
+CHUNK = 1 << 20  # largest single read from a peer (one frame to the runner)
 
 
 def _size(n: int) -> str:

@@ -64,7 +64,7 @@ class HostReader:
         self.buffer = bytearray()
 
     def fill(self):
-        chunk = os.read(0, 1 << 18)
+        chunk = os.read(0, 1 << 20)
         if not chunk:
             sys.exit(0)  # the host went away
         self.buffer += chunk

@@ -99,7 +99,8 @@ class ProxyPipe(Pipe):
         self.own -= ours
         if sent - ours and self.state == "open":
             self.passed += sent - ours
-            if self.passed >= CHUNK or not self.out:
+            if self.passed >= WINDOW // 4:  # few credits (each costs both ends); never a stall:
+                # what is held back is under the window, so the host can always send more
                 send(TO_HOST_CREDIT, self.pid, COUNT.pack(self.passed))
                 self.passed = 0
             self.maybe_done()
