@@ -472,3 +472,19 @@ def pip_environment(**extra: str) -> dict[str, str]:
         environ.pop(name, None)
         environ.pop(name.lower(), None)
     return environ
+
+
+# -- scripts that talk to a sandbox's egress proxy -------------------------------------------
+
+PROXY_PRELUDE = (
+    "import json, os, socket, sys, time\n"
+    "def proxy():\n"
+    "    _, port = os.environ['HTTP_PROXY'].rsplit(':', 1)\n"
+    "    return socket.create_connection(('127.0.0.1', int(port)), timeout=30)\n"
+)
+
+
+def proxy_script(body: str) -> str:
+    """A script to run in a sandbox: `proxy()` opens a connection to its egress proxy (the one
+    its HTTP_PROXY names, on the sandbox's own loopback), then `body` runs."""
+    return PROXY_PRELUDE + body

@@ -22,6 +22,7 @@ from tests.egress.support import (
     SilentPeer,
     build_wheel,
     make_tls,
+    proxy_script,
     write_index,
 )
 
@@ -148,18 +149,16 @@ async def test_loopback_in_every_spelling_is_refused_plain_and_connect(egress, a
     port = app_port.port
     targets = ["127.0.0.1", "localhost", "[::1]", "2130706433", "0177.0.0.1", "127.1"]
     probe = (
-        "import os, socket, sys, json\n"
-        "host, port = os.environ['HTTP_PROXY'].rsplit(':', 1)\n"
         "answers = {}\n"
         "for target in sys.argv[2:]:\n"
         "    for form in ('CONNECT {t}:{p} HTTP/1.1\\r\\nHost: {t}\\r\\n\\r\\n',\n"
         "                 'GET http://{t}:{p}/ HTTP/1.1\\r\\nHost: {t}\\r\\n\\r\\n'):\n"
-        "        s = socket.create_connection(('127.0.0.1', int(port)))\n"
+        "        s = proxy()\n"
         "        s.sendall(form.format(t=target, p=sys.argv[1]).encode())\n"
         "        answers[form[:4] + ' ' + target] = s.recv(200).split(b'\\r\\n')[0].decode()\n"
         "print(json.dumps(answers))\n"
     )
-    await egress.write_file(user_id, "probe.py", probe)
+    await egress.write_file(user_id, "probe.py", proxy_script(probe))
     result = await egress.run(user_id, f"python3 probe.py {port} {' '.join(targets)}")
     answers = json.loads(result.stdout)
     assert len(answers) == 2 * len(targets)
@@ -173,12 +172,11 @@ async def test_a_name_that_resolves_to_loopback_is_refused_even_when_listed(
 ):
     client = make_executor(egress_allow=f"localhost:{app_port.port}")
     script = (
-        "import os, socket, sys\nhost, port = os.environ['HTTP_PROXY'].rsplit(':', 1)\n"
-        "s = socket.create_connection(('127.0.0.1', int(port)))\n"
+        "s = proxy()\n"
         "s.sendall(f'CONNECT localhost:{sys.argv[1]} HTTP/1.1\\r\\n\\r\\n'.encode())\n"
         "print(s.recv(300).split(b'\\r\\n')[0].decode())\n"
     )
-    await client.write_file(user_id, "probe.py", script)
+    await client.write_file(user_id, "probe.py", proxy_script(script))
     result = await client.run(user_id, f"python3 probe.py {app_port.port}")
     assert result.stdout.startswith("HTTP/1.1 403"), result.stdout
     assert "loopback" in result.stdout
@@ -191,11 +189,10 @@ async def test_two_hundred_connections_at_once_hit_the_limit_and_nothing_else_st
     with EchoPeer() as peer:
         client = make_executor(egress_allow=f"127.0.0.1:{peer.port}", egress_max_connections=32)
         script = (
-            "import os, socket, sys, threading, collections\n"
-            "host, port = os.environ['HTTP_PROXY'].rsplit(':', 1)\n"
+            "import threading, collections\n"
             "seen = collections.Counter(); hold = []; lock = threading.Lock()\n"
             "def one():\n"
-            "    s = socket.create_connection(('127.0.0.1', int(port)), timeout=30)\n"
+            "    s = proxy()\n"
             "    s.sendall(f'CONNECT 127.0.0.1:{sys.argv[1]} HTTP/1.1\\r\\n\\r\\n'.encode())\n"
             "    line = s.recv(100).split(b' ')[1].decode()\n"
             "    with lock: seen[line] += 1; hold.append(s)\n"
@@ -203,7 +200,7 @@ async def test_two_hundred_connections_at_once_hit_the_limit_and_nothing_else_st
             "[t.start() for t in threads]; [t.join() for t in threads]\n"
             "print(dict(seen), flush=True)\n"
         )
-        await client.write_file(user_id, "crowd.py", script)
+        await client.write_file(user_id, "crowd.py", proxy_script(script))
         crowd = asyncio.ensure_future(client.run(user_id, f"python3 crowd.py {peer.port}"))
         started = time.monotonic()
         other = await client.run(user_id + "-other", "echo unaffected")
@@ -223,8 +220,7 @@ async def test_a_peer_sending_a_gigabyte_is_cut_at_the_connection_cap(make_execu
             egress_allow=f"127.0.0.1:{peer.port}", egress_max_connection_bytes=8 << 20
         )
         script = (
-            "import os, socket, sys\nhost, port = os.environ['HTTP_PROXY'].rsplit(':', 1)\n"
-            "s = socket.create_connection(('127.0.0.1', int(port)))\n"
+            "s = proxy()\n"
             "s.sendall(f'CONNECT 127.0.0.1:{sys.argv[1]} HTTP/1.1\\r\\n\\r\\n'.encode())\n"
             "total = 0\n"
             "while True:\n"
@@ -233,7 +229,7 @@ async def test_a_peer_sending_a_gigabyte_is_cut_at_the_connection_cap(make_execu
             "    total += len(chunk)\n"
             "print(total)\n"
         )
-        await client.write_file(user_id, "flood.py", script)
+        await client.write_file(user_id, "flood.py", proxy_script(script))
         started = time.monotonic()
         result = await client.run(user_id, f"python3 flood.py {peer.port}", timeout=120)
     received = int(result.stdout.split()[-1])
@@ -247,14 +243,13 @@ async def test_a_peer_that_never_answers_is_closed_at_the_idle_timeout(make_exec
     with SilentPeer() as peer:
         client = make_executor(egress_allow=f"127.0.0.1:{peer.port}", egress_idle_timeout_s=2)
         script = (
-            "import os, socket, sys, time\nhost, port = os.environ['HTTP_PROXY'].rsplit(':', 1)\n"
-            "s = socket.create_connection(('127.0.0.1', int(port)))\n"
+            "s = proxy()\n"
             "s.sendall(f'CONNECT 127.0.0.1:{sys.argv[1]} HTTP/1.1\\r\\n\\r\\n'.encode())\n"
             "print(s.recv(100).split(b'\\r\\n')[0].decode(), flush=True)\n"
             "t = time.monotonic(); rest = s.recv(100)\n"
             "print(repr(rest), round(time.monotonic() - t))\n"
         )
-        await client.write_file(user_id, "silent.py", script)
+        await client.write_file(user_id, "silent.py", proxy_script(script))
         result = await client.run(user_id, f"python3 silent.py {peer.port}", timeout=30)
     lines = result.stdout.splitlines()
     assert lines[0].startswith("HTTP/1.1 200"), result.stderr
@@ -265,12 +260,11 @@ async def test_a_peer_that_never_answers_is_closed_at_the_idle_timeout(make_exec
 
 async def test_a_malformed_request_line_gets_a_400(egress, user_id):
     script = (
-        "import os, socket\nhost, port = os.environ['HTTP_PROXY'].rsplit(':', 1)\n"
-        "s = socket.create_connection(('127.0.0.1', int(port)))\n"
+        "s = proxy()\n"
         "s.sendall(b'\\x00\\x01 garbage\\r\\n\\r\\n')\n"
         "print(s.recv(200).split(b'\\r\\n')[0].decode())\n"
     )
-    result = await egress.run(user_id, f"python3 -c {shlex.quote(script)}")
+    result = await egress.run(user_id, f"python3 -c {shlex.quote(proxy_script(script))}")
     assert result.stdout.startswith("HTTP/1.1 400")
 
 

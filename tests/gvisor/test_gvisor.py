@@ -12,7 +12,7 @@ import pytest
 from executor import DockerExecutionClient, PathNotAllowedError
 from executor.engines.docker import DockerEngine
 from tests.conftest import IN_CI, NO_EXTRAS
-from tests.egress.support import EchoPeer, IndexServer, build_wheel, write_index
+from tests.egress.support import EchoPeer, IndexServer, build_wheel, proxy_script, write_index
 
 pytestmark = [pytest.mark.docker, pytest.mark.gvisor]
 
@@ -121,12 +121,11 @@ async def test_egress_through_the_proxy_under_gvisor(make_sandboxed, tmp_path):
         installed = await client.run("g", pip, timeout=120)
         assert installed.stdout.strip().endswith("7"), installed.stderr
         probe = (
-            "import os, socket, sys\nhost, port = os.environ['HTTP_PROXY'].rsplit(':', 1)\n"
-            "s = socket.create_connection(('127.0.0.1', int(port)))\n"
+            "s = proxy()\n"
             "s.sendall(f'CONNECT 127.0.0.1:{sys.argv[1]} HTTP/1.1\\r\\n\\r\\n'.encode())\n"
             "print(s.recv(100).split(b'\\r\\n')[0].decode())\n"
         )
-        await client.write_file("g", "probe.py", probe)
+        await client.write_file("g", "probe.py", proxy_script(probe))
         answer = await client.run("g", f"python3 probe.py {refused.port}")
         assert answer.stdout.startswith("HTTP/1.1 403"), answer.stdout + answer.stderr
         assert refused.accepted == 0

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import pytest
 import uvicorn
 
+from code_mode import McpHub, parse_servers, surface_index
 from executor import DockerExecutionClient
 from mcp_server import (
     Sandboxes,
@@ -33,6 +34,7 @@ from mcp_server import (
     mount_mcp,
 )
 from settings import ExecutorSettings, load_settings
+from tests.code_mode.conftest import installed
 from tests.conftest import NO_EXTRAS
 from tests.support import free_port
 
@@ -88,11 +90,17 @@ def mcp_env(docker_client, app_label, tmp_path_factory):
         ),
         data_dir=data,
     )
-    executor = DockerExecutionClient.from_settings(settings.executor, **NO_EXTRAS)
+    # Code mode for alice only: the endpoint is a gateway to the servers the app has.
+    servers = {"time": {"command": installed("py/bin/mcp-server-time"), "users": ["alice"]}}
+    config = parse_servers(json.dumps({"mcpServers": servers}), data / "servers.json", {}, ())
+    hub = McpHub(config, catalog_path=data / "mcp_catalog.json")
+    executor = DockerExecutionClient.from_settings(settings.executor, tool_bridge=hub, **NO_EXTRAS)
     service = ChatService(settings, executor=executor)
     tokens = TokenStore(data / "mcp.db")
     sandboxes = Sandboxes(SandboxStore(data / "mcp.db"), executor, ServiceChats(service))
-    mcp = build_mcp(executor, tokens, sandboxes, output_limit_chars=20_000)
+    mcp = build_mcp(
+        executor, tokens, sandboxes, output_limit_chars=20_000, index=surface_index(executor)
+    )
     with gr.Blocks() as blocks:
         gr.Markdown("chat UI stand-in")
     port = free_port()
@@ -133,6 +141,7 @@ def mcp_env(docker_client, app_label, tmp_path_factory):
     server.should_exit = True
     thread.join(timeout=30)
     executor.cleanup_all(remove_volumes=True)
+    hub.close()
 
 
 @asynccontextmanager

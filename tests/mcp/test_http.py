@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import struct
 import subprocess
 import sys
@@ -501,3 +502,23 @@ async def test_the_apps_agent_reaches_its_chat_with_an_internal_token(mcp_env, m
         other = await agent.call_tool("execute_bash", {"command": "true"})
     assert other.is_error  # the header picks among the caller's own sandboxes only
     assert "no such sandbox" in text_of(other)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_mcp_client_gets_code_mode_in_its_sandboxes(mcp_env, mode):
+    """The endpoint as a code-mode gateway: a client's sandbox code calls the app's MCP servers
+    (alice's only), and search_tools finds their functions."""
+    code = "from tools.mcp import time\ntime.get_current_time(timezone='UTC')['timezone']"
+    async with mcp_client(mcp_env.url, mcp_env.token["alice"], mode) as client:
+        ran = await client.call_tool("run_python", {"code": code})
+        found = await client.call_tool("search_tools", {"query": "current time zone"})
+    assert ran.structured_content["stdout"].strip() == "'UTC'", ran.structured_content
+    assert ran.structured_content["mcp_calls"][0]["call"] == "time.get_current_time"
+    hits = json.dumps(found.structured_content)
+    assert "tools.mcp.time" in hits
+    assert "get_current_time" in hits
+    async with mcp_client(mcp_env.url, mcp_env.token["bob"], mode) as client:
+        refused = await client.call_tool("run_python", {"code": code})
+        listed = await client.call_tool("search_tools", {"query": "current time zone"})
+    assert "has no server module 'time'" in refused.structured_content["stderr"]  # not bob's
+    assert "tools.mcp.time" not in json.dumps(listed.structured_content)
