@@ -157,13 +157,15 @@ def servers_panel(statuses: Sequence[Any], owner: str) -> str:
             "`APP_MCP_SERVERS_FILE` (the format Claude Desktop and Cursor use); each becomes a "
             "module sandbox code imports, `from tools.mcp import <server>`."
         )
-    lines = ["| server | module | state | tools |", "| --- | --- | --- | --- |"]
-    for status in mine:
-        tools = "?" if status.tool_count is None else str(status.tool_count)
-        state = status.state
+    lines = []
+    for status in mine:  # a list, not a table: the side column is narrow
+        tools = (
+            "tools not listed yet" if status.tool_count is None else f"{status.tool_count} tools"
+        )
+        line = f"- **{status.name}** `tools.mcp.{status.module}`: {status.state}, {tools}"
         if status.last_error:
-            state += f": {status.last_error[:120]}".replace("|", "/")
-        lines.append(f"| {status.name} | `tools.mcp.{status.module}` | {state} | {tools} |")
+            line += f" (last error: {status.last_error[:120]})"
+        lines.append(line)
     lines += [
         "",
         "Code in this chat's sandbox calls them (`from tools.mcp import "
