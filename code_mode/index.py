@@ -4,7 +4,8 @@
 - `docstring(owner, module, function)`: the full docstring, exactly what the stub file says
   (`function=""` gives the module's docstring);
 - `search(owner, query, limit)`: the functions that best match some words, for servers with many
-  tools (names count most, then summaries, then the rest of the docstring).
+  tools, ranked by the tool surface's one ranking (names count most, then modules and
+  summaries, then the rest of the docstring).
 
 Answers come from the generated stubs (`McpHub.functions`), so they never disagree with the files
 sandbox code sees.
@@ -13,20 +14,13 @@ sandbox code sees.
 from __future__ import annotations
 
 import ast
-import re
 from typing import Any
 
 from executor.errors import InvalidArgumentError, SandboxFileNotFoundError
 from executor.tools_index import ToolFunction
+from tool_surface.search import rank
 
 from .stubs import FunctionStub
-
-_WORD = re.compile(r"[a-z0-9]+")
-_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(_CAMEL.sub(r"\1 \2", text).lower())
 
 
 def _module_name(module: str) -> str:
@@ -49,11 +43,7 @@ class McpToolIndex:
 
     def list(self, owner: str) -> list[ToolFunction]:
         """Every function of `owner`'s MCP modules, grouped by module."""
-        return [
-            ToolFunction(s.module, s.name, s.signature, s.summary)
-            for stubs in self._functions(owner).values()
-            for s in stubs
-        ]
+        return [function for function, _ in self.candidates(owner)]
 
     def docstring(self, owner: str, module: str, function: str) -> str:
         """The docstring of `function` in `tools.mcp.<module>` (the module's for "").
@@ -78,26 +68,15 @@ class McpToolIndex:
             f"tools.mcp.{name}.{function}",
         )
 
-    def search(self, owner: str, query: str, limit: int = 10) -> list[ToolFunction]:
-        """The functions best matching the words of `query`, best first (at most `limit`)."""
-        words = set(_words(query or ""))
-        if not words:
-            return []
-        scored = []
-        for position, stubs in enumerate(self._functions(owner).values()):
-            for order, stub in enumerate(stubs):
-                names = set(_words(stub.name)) | set(_words(stub.tool))
-                modules = set(_words(stub.module.removeprefix("tools.mcp.")))
-                summary = set(_words(stub.summary))
-                rest = set(_words(stub.docstring))
-                score = sum(
-                    3 * (w in names) + 2 * (w in modules) + 2 * (w in summary) + (w in rest)
-                    for w in words
-                )
-                if score:
-                    scored.append((-score, position, order, stub))
-        scored.sort(key=lambda item: item[:3])
+    def candidates(self, owner: str) -> list[tuple[ToolFunction, str]]:
+        """Each function of `owner`'s modules with its full docstring (what search ranks)."""
         return [
-            ToolFunction(s.module, s.name, s.signature, s.summary)
-            for *_, s in scored[: max(0, int(limit))]
+            (ToolFunction(s.module, s.name, s.signature, s.summary), s.docstring)
+            for stubs in self._functions(owner).values()
+            for s in stubs
         ]
+
+    def search(self, owner: str, query: str, limit: int = 10) -> list[ToolFunction]:
+        """The functions best matching the words of `query`, best first (at most `limit`),
+        ranked as every discovery tool ranks (`tool_surface.search.rank`)."""
+        return [hit.function for hit in rank(query, self.candidates(owner), limit)]

@@ -46,7 +46,6 @@ class McpSurfaceIndex:
     the event loop: a first listing may wait for a server), ranked by the surface's one search."""
 
     def __init__(self, hub: McpHub) -> None:
-        self._hub = hub
         self._index = McpToolIndex(hub)
 
     async def list(self, owner: str) -> list[ToolFunction]:
@@ -56,14 +55,7 @@ class McpSurfaceIndex:
         return await asyncio.to_thread(self._index.docstring, owner, module, function)
 
     async def search(self, owner: str, query: str, limit: int) -> list[SearchHit]:
-        def candidates() -> list[tuple[ToolFunction, str]]:
-            return [
-                (ToolFunction(s.module, s.name, s.signature, s.summary), s.docstring)
-                for stubs in self._hub.functions(owner).values()
-                for s in stubs
-            ]
-
-        return rank(query, await asyncio.to_thread(candidates), limit)
+        return rank(query, await asyncio.to_thread(self._index.candidates, owner), limit)
 
 
 def surface_index(executor: DockerExecutionClient) -> ToolIndex:

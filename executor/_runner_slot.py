@@ -19,7 +19,7 @@ from ._container import KILL_ALL, SandboxContainer
 from ._wording import Notes, Notice
 from .engines.base import Engine
 from .errors import EngineError, ExecutorError
-from .runner import RunnerChannel, RunnerError, egress_enabled
+from .runner import RunnerChannel, RunnerError
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,12 @@ class RunnerSlot:
         container: SandboxContainer,
         spec: ExecutorSettings,
         kill_quietly: Callable[[], None],
+        proxy: bool = False,
     ) -> None:
         self.container = container
         self.spec = spec
         self._kill_quietly = kill_quietly  # used before abandoning a misbehaving runner
+        self.proxy = proxy  # runners serve the egress proxy (EXECUTOR_EGRESS_ALLOW allows some)
         self.runner: RunnerChannel | None = None
         self.failures = 0
         self.python = PythonState.NONE
@@ -90,7 +92,7 @@ class RunnerSlot:
                     ref,
                     kill_grace_s=self.spec.kill_grace_s,
                     kill_all=self._kill_quietly,
-                    proxy=egress_enabled(self.spec),
+                    proxy=self.proxy,
                 )
                 return self.runner
             except EngineError as exc:  # the container went away: start it and try again
@@ -115,7 +117,7 @@ class RunnerSlot:
                 self.container.ensure_running(),
                 kill_grace_s=self.spec.kill_grace_s,
                 kill_all=self._kill_quietly,
-                proxy=egress_enabled(self.spec),
+                proxy=self.proxy,
             )
         except (RunnerError, ExecutorError) as exc:  # e.g. the session was removed meanwhile
             logger.info("runner warm-up of %s: %s", self.container.name, exc)
@@ -141,7 +143,9 @@ class RunnerSlot:
         notes.add(Notice.RUNNER_OFF if off else Notice.RUNNER_FAILED, reason=exc.reason)
 
 
-def runner_ahead(engine: Engine, spec: ExecutorSettings, container_id: str) -> RunnerChannel | None:
+def runner_ahead(
+    engine: Engine, spec: ExecutorSettings, container_id: str, *, proxy: bool
+) -> RunnerChannel | None:
     """Start a warm-pool member's runner (and its Python kernel) ahead of time; None if it will
     not start (then the session starts one on first use)."""
 
@@ -155,7 +159,7 @@ def runner_ahead(engine: Engine, spec: ExecutorSettings, container_id: str) -> R
             container_id,
             kill_grace_s=spec.kill_grace_s,
             kill_all=kill_all,
-            proxy=egress_enabled(spec),
+            proxy=proxy,
         )
     except (RunnerError, EngineError) as exc:
         logger.warning("pool member runner did not start: %s", exc)

@@ -187,7 +187,8 @@ class SandboxManager:
         return sandbox
 
     def _pool_runner(self, container_id: str) -> RunnerChannel | None:
-        return runner_ahead(self.engine, self.spec, container_id)
+        proxy = self.services is not None and self.services.allowlist.enabled
+        return runner_ahead(self.engine, self.spec, container_id, proxy=proxy)
 
     def _claim(self, sandbox: Sandbox, container: SandboxContainer) -> bool:
         """Give a new session a warm-pool container (recorded, so its volume is found again)."""

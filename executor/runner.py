@@ -22,11 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from settings import ExecutorSettings
-
 from ._exec import CappedBuffer, OnChunk, Sink
 from .bridge.pipes import PIPE_KINDS, PipeHost, RefusingPipes
-from .egress import Allowlist
 from .engines.base import STDOUT, ChannelClosed, Engine, ExecChannel
 from .sandbox_side import BOOTSTRAP, runner_bundle, source
 from .sandbox_side.protocol import (
@@ -51,11 +48,6 @@ _ACK_TIMEOUT_S = 5.0
 _START_TIMEOUT_S = 10.0
 _POLL_S = 0.25
 _CHUNK = 256 * 1024
-
-
-def egress_enabled(spec: ExecutorSettings) -> bool:
-    """Whether runners start their HTTP proxy (EXECUTOR_EGRESS_ALLOW allows something)."""
-    return Allowlist.parse(spec.egress_allow).enabled
 
 
 class RunnerError(Exception):

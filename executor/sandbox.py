@@ -63,9 +63,14 @@ class Sandbox:
         self.services = services  # code mode and egress for this sandbox's commands
         self.lock = threading.RLock()
         self.last_used = time.time()
-        self.slot = RunnerSlot(container, spec, self._kill_quietly)
+        proxy = services is not None and services.allowlist.enabled
+        self.slot = RunnerSlot(container, spec, self._kill_quietly, proxy)
         self._warming = False  # a runner is being started ahead, outside the lock
         self._tree: tuple[int, str] | None = None  # (container start, version) in /tools/mcp
+        # Code mode's modules go to /tools/mcp, which the engines mount where tools/ has it.
+        tools = services.tools if services is not None else None
+        mount = spec.tools_path is not None and (spec.tools_path / "mcp").is_dir()
+        self._tools = tools if mount else None
 
     def stop(self) -> None:
         """Stop the container (files kept); the next operation starts it again."""
@@ -214,11 +219,10 @@ class Sandbox:
     def _install_tree(self, notes: Notes) -> None:
         """Before a command: make /tools/mcp hold this user's code-mode modules, when they
         changed or the container started since they were installed (its tmpfs was emptied)."""
-        tools = self.services.tools if self.services is not None else None
-        if tools is None or not self.spec.tools_path or not (self.spec.tools_path / "mcp").is_dir():
+        if self._tools is None:
             return
         owner, _ = split_key(self.container.key)
-        tree = tools.tree(owner)
+        tree = self._tools.tree(owner)
         if self._tree == (self.container.starts, tree.version) and self.container.running:
             return
         files = {**tree.files, "_runtime.py": source("mcp_runtime")}

@@ -28,17 +28,12 @@ from ..sandbox_side.protocol import (
     TO_RUNNER_EOF,
     WINDOW,
 )
+from .pipes import refusal
 
 if TYPE_CHECKING:
     from .session import RequestPipes
 
 _COUNT = struct.Struct(">I")
-
-
-def refusal(why: str, *, status: int = 403) -> bytes:
-    """The REFUSED payload: an HTTP status and the reason; the runner words the answer (its
-    reason phrase names the host, why, and EXECUTOR_EGRESS_ALLOW for a 403)."""
-    return json.dumps({"status": status, "reason": why[:200]}).encode()
 
 
 class EgressPipe:

@@ -34,7 +34,8 @@ from ..sandbox_side.protocol import (
     TO_RUNNER_PART,
 )
 from .contracts import CallContext, CallOutcome
-from .pipes import Frame, Outbox
+from .egress import EgressPipe
+from .pipes import Frame, Outbox, refusal
 from .services import BridgeServices
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,10 @@ class PipeRecords:
 
     calls: list[ToolCallRecord] = field(default_factory=list)
     connections: list[EgressRecord] = field(default_factory=list)
+
+
+def _encode(answer: dict[str, Any]) -> bytes:
+    return json.dumps(answer, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 class RequestPipes:
@@ -73,7 +78,7 @@ class RequestPipes:
         self.records = PipeRecords()
 
     @property
-    def wake_fd(self) -> int:
+    def wake_fd(self) -> int | None:
         return self._outbox.wake_fd
 
     def outgoing(self) -> list[Frame]:
@@ -84,6 +89,7 @@ class RequestPipes:
     def received(self, kind: int, pid: int, payload: bytes) -> None:
         if self._ended:
             return
+        self._outbox.open()  # here, on the request's thread: its next wait watches the pipe
         if kind == TO_HOST_PART:
             self._add_part(pid, payload)
         elif kind == CALL:
@@ -113,8 +119,9 @@ class RequestPipes:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def _answer(self, pid: int, answer: dict[str, Any]) -> int:
-        encoded = json.dumps(answer, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    def _answer(self, pid: int, answer: dict[str, Any] | bytes) -> int:
+        """Send an answer (a dict, or one already encoded); its size in bytes."""
+        encoded = answer if isinstance(answer, bytes) else _encode(answer)
         self._outbox.put_message(TO_RUNNER_PART, REPLY, pid, encoded)
         return len(encoded)
 
@@ -181,13 +188,14 @@ class RequestPipes:
             else {"ok": False, "error": outcome.error or "the call failed"}
         )
         try:
-            size = len(json.dumps(answer, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            encoded: dict[str, Any] | bytes = _encode(answer)  # once: it may be 16 MiB
         except (TypeError, ValueError) as exc:
-            answer, size = {"ok": False, "error": f"the result is not JSON ({exc})"}, 0
-        if size > CALL_RESULT_MAX:
+            answer = encoded = {"ok": False, "error": f"the result is not JSON ({exc})"}
+        if isinstance(encoded, bytes) and len(encoded) > CALL_RESULT_MAX:
+            size = len(encoded)
             error = f"the result is {size:,} bytes of JSON, over the {CALL_RESULT_MAX:,}-byte limit"
-            answer = {"ok": False, "error": error}
-        sent = self._answer(pid, answer)
+            answer = encoded = {"ok": False, "error": error}
+        sent = self._answer(pid, encoded)
         self._record_call(server, tool, started, len(body), sent, answer.get("error", ""))
 
     def _record_call(
@@ -211,8 +219,6 @@ class RequestPipes:
     # -- egress ----------------------------------------------------------------------------
 
     def _open(self, pid: int, payload: bytes) -> None:
-        from .egress import EgressPipe, refusal  # egress is optional
-
         relay = self.services.relay
         if relay is None:
             body = refusal("egress is off for this app (EXECUTOR_EGRESS_ALLOW is empty)")

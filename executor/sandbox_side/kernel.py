@@ -83,12 +83,22 @@ def report(exc):
     sys.stderr.write("".join(lines))
 
 
+_site_seen = [None]  # the user site's mtime at the last cell
+
+
 def see_new_packages():
     """Packages `pip install` put in the user site (in /workspace) since the kernel started are
     importable in the next cell, without a restart: the directory joins sys.path once it exists,
-    and the import system forgets what it cached about the folders."""
+    and when it changed the import system forgets what it cached about the folders."""
     user_site = site.getusersitepackages()
-    if user_site not in sys.path and os.path.isdir(user_site):
+    try:
+        changed = os.stat(user_site).st_mtime_ns
+    except OSError:
+        return
+    if changed == _site_seen[0]:
+        return
+    _site_seen[0] = changed
+    if user_site not in sys.path:
         before = set(sys.path)
         site.addsitedir(user_site)
         added = [path for path in sys.path if path not in before]

@@ -23,6 +23,7 @@ from code_mode import McpHub, parse_servers
 from executor.bridge import CallContext, CallOutcome
 from settings import PROJECT_ROOT
 from tests.conftest import IN_CI
+from tests.support import free_port
 from tests.support.engine_cases import (  # noqa: F401 - the sandbox cases run on each engine
     engine,
     executor,
@@ -113,12 +114,6 @@ def hostile(env: dict[str, str] | None = None, **extra) -> dict[str, Any]:
         entry["env"] = env
     entry.update(extra)
     return entry
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_http_server(port: int) -> subprocess.Popen:

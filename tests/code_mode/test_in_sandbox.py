@@ -13,8 +13,9 @@ import pytest
 
 from code_mode import McpHub
 from settings import PROJECT_ROOT
+from tests.support import free_port
 
-from .conftest import HOSTILE, TOKEN, config, remote
+from .conftest import HOSTILE, TOKEN, config, installed, remote, start_http_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.code_mode]
 
@@ -38,7 +39,6 @@ class Borrowed:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, request):
-    from .conftest import free_port, installed, start_http_server
 
     data = tmp_path_factory.mktemp("code-mode-data")
     port = free_port()

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests.sandbox_modules import load_sandbox_modules
+from tests.support.sandbox_modules import load_sandbox_modules
 
 
 @pytest.fixture

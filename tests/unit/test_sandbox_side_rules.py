@@ -14,7 +14,7 @@ import pytest
 from executor import sandbox_side
 from executor.sandbox_side import RUNNER_MODULES, protocol
 from settings import PROJECT_ROOT
-from tests.sandbox_modules import load_sandbox_modules
+from tests.support.sandbox_modules import load_sandbox_modules
 
 SIDE = PROJECT_ROOT / "executor" / "sandbox_side"
 INSIDE = sorted(p for p in SIDE.glob("*.py") if p.name != "__init__.py")
