@@ -243,11 +243,15 @@ def build_app(
     def servers_update(request: gr.Request) -> str:
         return servers_panel(service.mcp_servers(), user_of(request))
 
-    async def on_refresh(session: str, identity: dict, request: gr.Request) -> tuple:
+    async def on_refresh(session: str, identity: dict, shown: str, request: gr.Request) -> tuple:
         user = user_of(request)
         table, picker = await files_update(user, session)
-        _, _, choices = await chat_list(user, identity)
-        return table, picker, gr.update(choices=choices, value=session)
+        chats, _, choices = await chat_list(user, identity)
+        current = next((c.title for c in chats if c.session_id == session), None)
+        # The title box follows the first turn's title, never overwriting what someone typed.
+        untouched = (shown or "").strip() in {"", "New chat"}
+        title_box = gr.update(value=current) if current and untouched else gr.update()
+        return table, picker, gr.update(choices=choices, value=session), title_box
 
     async def on_pick_file(path: str | None, session: str, request: gr.Request) -> tuple:
         if not path:
@@ -385,10 +389,10 @@ def build_app(
             [messages, chatbot, box, session, identity],
             concurrency_limit=None,
         )
-        send.then(on_refresh, [session, identity], [table, picker, chats])
+        send.then(on_refresh, [session, identity, title], [table, picker, chats, title])
         send.then(servers_update, None, [servers])
         stop.click(on_stop, [session], None, concurrency_limit=None)
-        refresh.click(on_refresh, [session, identity], [table, picker, chats])
+        refresh.click(on_refresh, [session, identity, title], [table, picker, chats, title])
         picker.input(on_pick_file, [picker, session], [download, preview])
         zip_button.click(on_zip, [session], [download])
         demo.unload(on_unload)

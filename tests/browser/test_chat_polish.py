@@ -27,11 +27,18 @@ def test_a_chat_is_renamed_then_deleted_with_its_container_and_workspace(page, a
     hostname = page.locator("#chatbot .step-ok").first  # ran: the container exists
     expect(hostname).to_be_visible()
     page.locator("#chat-admin").get_by_text("Rename or delete this chat").click()
-    page.locator("#chat-title textarea").fill("Doomed chat")
+    # The accordion mounts its children lazily: the box shows the first turn's title once
+    # mounted, and only then does typing into it stick.
+    title_box = page.locator("#chat-title textarea")
+    expect(title_box).to_have_value("echo doomed > doomed.txt; hostname")
+    title_box.fill("Doomed chat")
+    expect(title_box).to_have_value("Doomed chat")
     page.locator("#rename-chat").click()
     expect(page.locator("#chats")).to_contain_text("Doomed chat")
     page.locator("#mcp-panel").get_by_text("Connect an MCP client").click()
-    session = page.locator("#sandbox-id textarea").input_value()
+    sandbox_box = page.locator("#sandbox-id textarea")
+    expect(sandbox_box).to_have_value(re.compile(r"\S"))  # mounted, with the chat's id
+    session = sandbox_box.input_value()
     containers = docker_client.containers.list(all=True, filters=label_filter(app))
     mine = [
         c

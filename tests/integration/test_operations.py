@@ -76,14 +76,14 @@ async def test_the_rate_limit_lets_a_burst_through_then_queues_then_refuses(make
     assert (await client.execute_bash(mine, "echo waited"))[:2] == (0, "waited\n")
     assert time.monotonic() - started > 0.7  # the fourth waited for a token
     assert (await client.execute_bash(other, "true"))[0] == 0  # other users are not affected
-    impatient = make_executor(
-        max_executions_per_minute=60, max_executions_burst=1, limit_wait_s=0.2
-    )
+    # A token every 10 s: the refusal cannot be dodged by a first call (a pod starting) that
+    # takes more than a second.
+    impatient = make_executor(max_executions_per_minute=6, max_executions_burst=1, limit_wait_s=0.2)
     await impatient.execute_bash(mine, "true")
-    with pytest.raises(RateLimitedError, match="60 executions per minute") as info:
+    with pytest.raises(RateLimitedError, match="6 executions per minute") as info:
         await impatient.execute_bash(mine, "true")
     assert info.value.limit == "executions_per_minute"
-    assert info.value.retry_after_s == 1
+    assert 1 <= info.value.retry_after_s <= 10
 
 
 async def test_eight_parallel_calls_in_one_session_all_succeed(make_executor):
