@@ -107,8 +107,3 @@ def describe(schema: Any, root: dict[str, Any] | None = None, depth: int = 0) ->
             return "dict with keys: " + ", ".join(keys) + more
         return "dict"
     return "any value"
-
-
-def needs_summary(schema: Any) -> bool:
-    """Whether the hint says too little (`Any`), so the docstring shows the schema."""
-    return annotation(schema) == "Any" and isinstance(schema, dict) and bool(schema)

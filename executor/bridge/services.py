@@ -12,7 +12,6 @@ from settings import ExecutorSettings
 
 from ..audit import AuditLog
 from ..egress import Allowlist, EgressLimits, EgressRelay
-from ..sandbox_side.protocol import WINDOW
 from .contracts import ToolBridge
 from .loop import BridgeLoop
 
@@ -52,7 +51,7 @@ def bridge_services(
         BridgeLoop(), audit, tools, call_timeout_s=call_timeout_s, allowlist=allowlist
     )
     if allowlist.enabled:
-        limits = EgressLimits.from_settings(spec, window_bytes=WINDOW)  # the runner's window
+        limits = EgressLimits.from_settings(spec)
         services.relay = EgressRelay(allowlist, limits, lambda record: _audit(audit, record))
     return services
 

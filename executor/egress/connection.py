@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from settings import ExecutorSettings
 
+from ..sandbox_side.protocol import WINDOW
 from .policy import Decision
 
 if TYPE_CHECKING:
@@ -49,10 +50,10 @@ class EgressLimits:
     max_session_bytes: int = 4 << 30
     connect_timeout_s: float = 10.0
     idle_timeout_s: float = 60.0
-    window_bytes: int = 256 << 10
+    window_bytes: int = WINDOW  # the runner's window: both ends must agree
 
     @classmethod
-    def from_settings(cls, spec: ExecutorSettings, window_bytes: int = 256 << 10) -> EgressLimits:
+    def from_settings(cls, spec: ExecutorSettings) -> EgressLimits:
         """The limits the `EXECUTOR_EGRESS_*` settings give."""
         return cls(
             max_connections=spec.egress_max_connections,
@@ -60,7 +61,6 @@ class EgressLimits:
             max_session_bytes=spec.egress_max_session_bytes,
             connect_timeout_s=spec.egress_connect_timeout_s,
             idle_timeout_s=spec.egress_idle_timeout_s,
-            window_bytes=window_bytes,
         )
 
 
