@@ -100,27 +100,28 @@ def examples(offline: bool, servers: Iterable[str] = ()) -> list[Example]:
             ),
             Example("List files", "/files"),
         ]
-        return [step for step in steps if code_mode or step.title != "MCP from code"]
-    steps = [
-        Example(
-            "Run a command", "Which Linux and Python does your sandbox run? Check, don't guess."
-        ),
-        Example(
-            "Summarise a CSV",
-            "Summarise the attached sales.csv with pandas: revenue per region, and anything odd.",
-            csv,
-        ),
-        Example("Plot it", "Plot the weekly revenue from that data as a line chart."),
-        Example(
-            "Chart with the skill", "Use the csv-summary skill on sales.csv and show its chart."
-        ),
-        Example(
-            "MCP from code",
-            "Copy the transcript of the Acme meeting from the document store into CRM record "
-            "acme-001, in code, without showing it here.",
-        ),
-        Example("List files", "Which files are in my workspace now?"),
-    ]
+    else:
+        steps = [
+            Example(
+                "Run a command", "Which Linux and Python does your sandbox run? Check, don't guess."
+            ),
+            Example(
+                "Summarise a CSV",
+                "Summarise the attached sales.csv with pandas: revenue per region, and "
+                "anything odd.",
+                csv,
+            ),
+            Example("Plot it", "Plot the weekly revenue from that data as a line chart."),
+            Example(
+                "Chart with the skill", "Use the csv-summary skill on sales.csv and show its chart."
+            ),
+            Example(
+                "MCP from code",
+                "Copy the transcript of the Acme meeting from the document store into CRM record "
+                "acme-001, in code, without showing it here.",
+            ),
+            Example("List files", "Which files are in my workspace now?"),
+        ]
     return [step for step in steps if code_mode or step.title != "MCP from code"]
 
 
