@@ -178,12 +178,15 @@ class FakeKubeApi:
         class Handler(_Handler):
             server_api = api
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), Handler)
         if self.tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
-            server.socket = context.wrap_socket(server.socket, server_side=True)
+            # The handshake happens in each connection's thread (_Handler.setup), not in
+            # accept(): done there, one slow handshake would hold up every other connection.
+            server.socket = context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._server = server
         thread = threading.Thread(target=server.serve_forever, name="fake-kube-api", daemon=True)
         thread.start()
@@ -591,10 +594,24 @@ def _exit_status(code: int | None, argv: list[str]) -> bytes:
     return json.dumps(status).encode()
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    """The double's HTTP server, with a listen backlog like a real API server's: the default
+    of 5 overflows when a crowd of sessions connects at once, and a dropped SYN is retried only
+    after 1 s, which is the engine's connect timeout."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_api: FakeKubeApi
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # else each answer waits ~40 ms for a delayed ACK
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()  # here, in this connection's thread (see start)
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
