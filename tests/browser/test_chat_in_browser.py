@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from tests.browser.conftest import artifact, demo_servers_file, start_app
@@ -23,8 +24,30 @@ def open_app(page, url):
 
 
 def wait_ready(page):
-    page.locator("#chatbox textarea").wait_for()
+    try:
+        page.locator("#chatbox textarea").wait_for()
+    except PlaywrightTimeoutError as timeout:
+        raise AssertionError(f"the chat never rendered: {page_report(page)}") from timeout
     expect(page.locator("#chats")).to_contain_text("New chat")  # on_load finished
+
+
+def page_report(page) -> str:
+    """What the page showed instead (URL, title, text, resources that loaded), for a failure
+    message CI prints: a screenshot on the CI machine is out of reach."""
+    page.screenshot(path=artifact("not-ready.png"), full_page=True)
+    text = page.locator("body").inner_text(timeout=5_000)[:1500]
+    resources = page.evaluate(
+        "performance.getEntriesByType('resource').map(e => "
+        "`${Math.round(e.startTime)}+${Math.round(e.duration)}ms ${e.name}`)"
+    )
+    return (
+        f"url={page.url!r} title={page.title()!r}\ntext={text!r}\n"
+        f"{len(resources)} resources, the slowest: {sorted(resources, key=_duration)[-8:]}"
+    )
+
+
+def _duration(entry: str) -> int:
+    return int(entry.split("+", 1)[1].split("ms", 1)[0])
 
 
 def send(page, text: str, files: list[str] | None = None):
