@@ -139,7 +139,6 @@ class RefusingPipes:
         return self._outbox.wake_fd
 
     def received(self, kind: int, pid: int, payload: bytes) -> None:
-        self._outbox.open()
         if kind == CALL:
             answer = json.dumps({"ok": False, "error": self._why}).encode()
             self._outbox.put(REPLY, pid, answer)
